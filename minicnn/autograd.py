@@ -1,0 +1,370 @@
+"""The autograd core: `Tensor`, `Function` and the reverse-mode engine.
+
+A `Function` computes its output from raw arrays in `forward` and maps the output's
+gradient back to one gradient per input in `backward`. Calling a Function on Tensors
+records it as the output's `creator`; `Tensor.backward()` walks those records in reverse
+topological order and accumulates gradients. That is the whole idea.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .backend import device_of, get_array_module, to_device
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Context in which no graph is recorded (inference, optimizer updates)."""
+    global _grad_enabled
+    old, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = old
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Re-enable graph recording inside a `no_grad` block."""
+    global _grad_enabled
+    old, _grad_enabled = _grad_enabled, True
+    try:
+        yield
+    finally:
+        _grad_enabled = old
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+DEFAULT_DTYPE = np.float32
+
+
+def _to_array(data: Any, dtype: Any = None) -> Any:
+    """Turn data into an ndarray; Python floats become float32, arrays keep their dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = get_array_module(data)
+    if dtype is not None:
+        return xp.asarray(data, dtype=dtype)
+    if isinstance(data, (np.ndarray, np.generic)) or xp is not np:
+        return xp.asarray(data)
+    arr = np.asarray(data)
+    if arr.dtype == np.float64:  # Python floats and lists of them
+        arr = arr.astype(DEFAULT_DTYPE)
+    return arr
+
+
+class Tensor:
+    """An array plus what autograd needs: `requires_grad`, `grad` and the `creator` op."""
+
+    __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
+    __slots__ = ("data", "requires_grad", "grad", "creator", "name", "_retain", "__weakref__")
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: Optional[str] = None):
+        self.data = _to_array(data, dtype)
+        self.grad: Optional[Tensor] = None
+        self.creator: Optional[Function] = None
+        self.name = name
+        self._retain = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ---- basic properties -------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def device(self) -> str:
+        return device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.creator is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(np.asarray(to_device(self.data, "cpu")), precision=4, separator=", ", prefix="tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self.dtype != DEFAULT_DTYPE:
+            extra = f", dtype={self.dtype}" + extra
+        return f"tensor({body}{extra})"
+
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        """Turn gradient tracking on or off in place (freezing a parameter sets it False)."""
+        if flag and not np.issubdtype(np.dtype(str(self.data.dtype)), np.floating):
+            raise TypeError(f"only floating-point tensors can require gradients; got dtype {self.data.dtype}")
+        self.requires_grad = bool(flag)
+        return self
+
+    def retain_grad(self) -> "Tensor":
+        """Keep `.grad` on this non-leaf tensor after backward (leaves always keep it)."""
+        self._retain = True
+        return self
+
+    # ---- conversions ------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (copied from the GPU if needed); refuses if it needs grad."""
+        return np.asarray(to_device(self.data, "cpu"))
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element; this one has shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def detach(self) -> "Tensor":
+        """A new leaf sharing this tensor's data, cut from the graph."""
+        return Tensor(self.data)
+
+    def to(self, device: Any = None, dtype: Any = None) -> "Tensor":
+        """Copy to 'cpu'/'cuda' and/or another dtype; returns self when nothing changes."""
+        if isinstance(device, (type, np.dtype)) and dtype is None:
+            device, dtype = None, device
+        data = self.data
+        if device is not None:
+            data = to_device(data, device)
+        if dtype is not None and data.dtype != dtype:
+            return Cast(dtype)(Tensor(data, requires_grad=self.requires_grad) if data is not self.data else self)
+        if data is self.data:
+            return self
+        out = Tensor(data, requires_grad=self.requires_grad)
+        return out
+
+    def float(self) -> "Tensor":
+        return self.to(dtype=np.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(dtype=np.float64)
+
+    def astype(self, dtype: Any) -> "Tensor":
+        return self.to(dtype=dtype)
+
+    # ---- the engine ---------------------------------------------------------------------
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad`, in reverse topological order."""
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad: no input of the "
+                               "computation had requires_grad=True (or it ran under no_grad())")
+        xp = get_array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a scalar output; this output has "
+                                   f"shape {self.shape}. Reduce it first (e.g. .sum()) or pass grad=")
+            g = xp.ones_like(self.data)
+        else:
+            g = _to_array(grad, self.data.dtype)
+            if g.shape != self.shape:
+                raise ValueError(f"backward(grad=...) has shape {g.shape}, the output has shape {self.shape}")
+
+        order = _topological_order(self)
+        grads: dict[int, Any] = {id(self): g}
+        for t in reversed(order):
+            gt = grads.pop(id(t), None)
+            if gt is None:
+                continue
+            fn = t.creator
+            if fn is None or t._retain:
+                gt_tensor = Tensor(gt)
+                t.grad = gt_tensor if t.grad is None else Tensor(t.grad.data + gt)
+            if fn is None:
+                continue
+            if fn.inputs is None:
+                raise RuntimeError(f"trying to backward through the graph a second time: the buffers of "
+                                   f"{type(fn).__name__} were freed by the first backward(). Pass "
+                                   f"retain_graph=True to the first call if you need to backward twice.")
+            gxs = fn.backward(gt)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            for x, gx in zip(fn.inputs, gxs):
+                if gx is None or not x.requires_grad:
+                    continue
+                if gx.shape != x.shape:
+                    raise RuntimeError(f"{type(fn).__name__}.backward returned a gradient of shape {gx.shape} "
+                                       f"for an input of shape {x.shape}")
+                prev = grads.get(id(x))
+                grads[id(x)] = gx if prev is None else prev + gx
+            if not retain_graph:
+                fn.release()
+
+    # ---- operators (implemented by Functions in minicnn.ops) ---------------------------
+    def __add__(self, other): return ops.add(self, other)
+    def __radd__(self, other): return ops.add(other, self)
+    def __sub__(self, other): return ops.sub(self, other)
+    def __rsub__(self, other): return ops.sub(other, self)
+    def __mul__(self, other): return ops.mul(self, other)
+    def __rmul__(self, other): return ops.mul(other, self)
+    def __truediv__(self, other): return ops.div(self, other)
+    def __rtruediv__(self, other): return ops.div(other, self)
+    def __neg__(self): return ops.neg(self)
+    def __pow__(self, p): return ops.pow(self, p)
+    def __matmul__(self, other): return ops.matmul(self, other)
+    def __rmatmul__(self, other): return ops.matmul(other, self)
+    def __getitem__(self, index): return ops.getitem(self, index)
+    def __abs__(self): return ops.abs(self)
+
+    # Comparisons give plain (non-differentiable) boolean tensors.
+    def __lt__(self, other): return Tensor(self.data < _raw(other))
+    def __le__(self, other): return Tensor(self.data <= _raw(other))
+    def __gt__(self, other): return Tensor(self.data > _raw(other))
+    def __ge__(self, other): return Tensor(self.data >= _raw(other))
+    def __eq__(self, other): return Tensor(self.data == _raw(other))  # type: ignore[override]
+    def __ne__(self, other): return Tensor(self.data != _raw(other))  # type: ignore[override]
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    # ---- method forms of the ops --------------------------------------------------------
+    def exp(self): return ops.exp(self)
+    def log(self): return ops.log(self)
+    def sqrt(self): return ops.sqrt(self)
+    def abs(self): return ops.abs(self)
+    def clip(self, min=None, max=None): return ops.clip(self, min, max)
+    clamp = clip
+    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return ops.min(self, axis, keepdims)
+    def var(self, axis=None, keepdims=False, ddof=0): return ops.var(self, axis, keepdims, ddof)
+    def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+    view = reshape
+    def transpose(self, *axes): return ops.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
+    def permute(self, *axes): return self.transpose(*axes)
+    def flatten(self, start_dim=0, end_dim=-1): return ops.flatten(self, start_dim, end_dim)
+    def relu(self): return ops.relu(self)
+    def sigmoid(self): return ops.sigmoid(self)
+    def tanh(self): return ops.tanh(self)
+    def argmax(self, axis=None): return Tensor(self.data.argmax(axis=axis))
+
+    @property
+    def T(self): return ops.transpose(self, None)
+
+
+def _raw(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Make a Tensor (float data defaults to float32; integer and bool data keep their kind)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def as_tensor(x: Any, like: Optional[Tensor] = None) -> Tensor:
+    """Wrap a constant as a Tensor; a Python scalar takes `like`'s dtype (so x * 2 stays float32)."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, (int, float, bool, np.generic)) and not isinstance(x, np.ndarray):
+        xp = get_array_module(like.data)
+        return Tensor(xp.asarray(x, dtype=like.data.dtype))
+    return Tensor(x)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Tensors reachable from root, inputs before outputs (iterative: deep nets overflow recursion)."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        fn = t.creator
+        if fn is not None and fn.inputs is not None:
+            for x in fn.inputs:
+                if x.requires_grad and id(x) not in seen:
+                    stack.append((x, False))
+    return order
+
+
+class Function:
+    """One differentiable operation: `forward` on arrays, `backward` from the output's gradient.
+
+    Subclasses save what backward needs as attributes in `forward`. `self.needs_grad[i]`
+    tells backward whether input i wants a gradient, so expensive ones can be skipped.
+    """
+
+    inputs: Optional[tuple[Tensor, ...]] = None
+    needs_grad: tuple[bool, ...] = ()
+
+    def __call__(self, *inputs: Any) -> Tensor:
+        like = next((x for x in inputs if isinstance(x, Tensor)), None)
+        xs = tuple(as_tensor(x, like) for x in inputs)
+        y = self.forward(*(x.data for x in xs))
+        if isinstance(y, np.generic):  # NumPy reductions return scalars; keep arrays everywhere
+            y = np.asarray(y)
+        out = Tensor.__new__(Tensor)
+        out.data, out.grad, out.creator, out.name, out._retain = y, None, None, None, False
+        out.requires_grad = False
+        if _grad_enabled and any(x.requires_grad for x in xs):
+            out.requires_grad = True
+            out.creator = self
+            self.inputs = xs
+            self.needs_grad = tuple(x.requires_grad for x in xs)
+        return out
+
+    def forward(self, *xs: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, gy: Any) -> Any:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop saved arrays and inputs after backward so activations can be freed."""
+        keep = {"needs_grad"}
+        for k in list(vars(self)):
+            if k not in keep:
+                delattr(self, k)
+        self.inputs = None
+
+
+class Cast(Function):
+    """Change dtype; the gradient is cast back."""
+
+    def __init__(self, dtype: Any):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.src = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        return gy.astype(self.src)
+
+
+from . import ops  # noqa: E402  (ops needs Tensor and Function defined above)
