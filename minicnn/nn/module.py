@@ -11,6 +11,13 @@ from ..backend import to_device
 from .parameter import Parameter
 
 
+class StateDictKeyError(KeyError):
+    """Missing or unexpected keys in load_state_dict (a KeyError that prints readably)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class Module:
     """Holds Parameters, buffers (non-learnable state such as running means) and sub-Modules.
 
@@ -154,7 +161,7 @@ class Module:
                 msg.append(f"  missing keys: {missing}")
             if unexpected:
                 msg.append(f"  unexpected keys: {unexpected}")
-            raise KeyError("\n".join(msg))
+            raise StateDictKeyError("\n".join(msg))
         bad = []
         for k, t in own.items():
             if k in state:

@@ -1,0 +1,21 @@
+"""minicnn: a readable convolutional-network engine on NumPy (CPU) and CuPy (GPU).
+
+    import minicnn
+    from minicnn import nn, optim
+"""
+from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: F401
+from .backend import get_array_module, gpu_available  # noqa: F401
+from .gradcheck import GradcheckError, gradcheck  # noqa: F401
+from .ops import (abs, cat, clip, concatenate, exp, flatten, log, matmul, maximum, mean,  # noqa: F401
+                  minimum, pad, permute, relu, reshape, sigmoid, softmax, sqrt, stack, sum, tanh,
+                  transpose, where)
+from .random import manual_seed  # noqa: F401
+from . import nn  # noqa: F401,E402
+
+__version__ = "0.1.0"
+
+try:
+    from .serialization import load, save  # noqa: F401
+    from . import optim  # noqa: F401
+except ImportError:  # pragma: no cover - while being written
+    pass
