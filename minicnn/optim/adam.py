@@ -1,0 +1,72 @@
+"""Adam (L2 penalty added to the gradient) and AdamW (weight decay decoupled from the gradient)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Tensor
+from ..backend import get_array_module
+from .optimizer import Optimizer, ParamsT
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba): m, v running moments of g and g², bias-corrected; p -= lr*m̂/(sqrt(v̂)+eps)."""
+
+    decoupled = False  # AdamW sets True: decay p directly instead of adding wd*p to the gradient
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict) -> None:
+        super()._check_group(group)
+        name = type(self).__name__
+        betas = group["betas"]
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"{name}: invalid betas={tuple(betas)}; need two values in [0, 1)")
+        if not group["eps"] >= 0.0:
+            raise ValueError(f"{name}: invalid eps={group['eps']}; it must be >= 0")
+        if not group["weight_decay"] >= 0.0:
+            raise ValueError(f"{name}: invalid weight_decay={group['weight_decay']}; it must be >= 0")
+
+    def _update(self, p: Tensor, grad: Any, state: dict, group: dict) -> None:
+        xp = get_array_module(p.data)
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(p.data)
+            state["exp_avg_sq"] = xp.zeros_like(p.data)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        t = state["step"]
+
+        if wd != 0 and self.decoupled:
+            p.data *= 1.0 - lr * wd
+        elif wd != 0:
+            grad = grad + wd * p.data
+
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1.0 - beta1) * grad
+        v *= beta2
+        v += (1.0 - beta2) * grad * grad
+        if group["amsgrad"]:
+            if "max_exp_avg_sq" not in state:  # amsgrad switched on after training started
+                state["max_exp_avg_sq"] = v.copy()
+            v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+
+        # m̂/(sqrt(v̂)+eps) with m̂ = m/(1-beta1^t), v̂ = v/(1-beta2^t), in PyTorch's order of operations.
+        bias1, bias2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
+        denom = xp.sqrt(v) / (bias2 ** 0.5) + eps
+        p.data -= (lr / bias1) * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr*wd before the Adam step."""
+
+    decoupled = True
+
+    def __init__(self, params: ParamsT, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
