@@ -192,5 +192,10 @@ class Module:
             lines.append(f"  ({name}): {sub}")
         return "\n".join(lines) + "\n)"
 
+    def summary(self, input_shape=None, batch_size: int = 1) -> str:
+        """Print and return a Keras-style table of layers, output shapes and parameter counts."""
+        from ..models.summary import summary
+        return summary(self, input_shape, batch_size)
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         return int(sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only))

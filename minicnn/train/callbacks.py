@@ -1,0 +1,183 @@
+"""Keras-style callbacks for `fit`: checkpoints, early stopping, LR schedules, clipping, NaN guard.
+
+A callback overrides any of the hooks below; `trainer` is the running `Trainer`
+(model, optimizer, epoch, batch, history, stop_training).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+
+class Callback:
+    def on_train_begin(self, trainer: Any) -> None: ...
+    def on_epoch_begin(self, trainer: Any, epoch: int) -> None: ...
+    def on_batch_end(self, trainer: Any, batch: int, loss: float) -> None: ...
+    def on_after_backward(self, trainer: Any) -> None: ...
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict) -> None: ...
+    def on_train_end(self, trainer: Any) -> None: ...
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue exactly (best value so far, counters)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+def _better(mode: str, monitor: str) -> str:
+    if mode == "auto":
+        return "min" if "loss" in monitor else "max"
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+    return mode
+
+
+class _Monitor(Callback):
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        self.monitor, self.mode, self.min_delta = monitor, _better(mode, monitor), abs(min_delta)
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def _value(self, logs: dict) -> Optional[float]:
+        if self.monitor not in logs:
+            raise KeyError(f"{type(self).__name__}: monitored metric {self.monitor!r} is not in the epoch logs "
+                           f"{sorted(logs)} (did you pass a val_loader?)")
+        v = float(logs[self.monitor])
+        return None if math.isnan(v) else v
+
+    def _improved(self, v: Optional[float]) -> bool:
+        if v is None:
+            return False
+        return v < self.best - self.min_delta if self.mode == "min" else v > self.best + self.min_delta
+
+    def state_dict(self) -> dict:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = float(state["best"])
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model's weights whenever `monitor` improves (atomically; a crash never leaves half a file).
+
+    restore_best_weights=True loads the best weights back into the model when training ends.
+    """
+
+    def __init__(self, path: str, monitor: str = "val_loss", mode: str = "auto",
+                 save_best_only: bool = True, restore_best_weights: bool = False, verbose: bool = True):
+        super().__init__(monitor, mode)
+        self.path, self.save_best_only = str(path), save_best_only
+        self.restore_best_weights, self.verbose = restore_best_weights, verbose
+        self.best_epoch: Optional[int] = None
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict) -> None:
+        from ..serialization import save
+        v = self._value(logs)
+        if self._improved(v) or not self.save_best_only:
+            if self._improved(v):
+                if self.verbose:
+                    print(f"  {self.monitor} improved from {self.best:.4f} to {v:.4f}; saving {self.path}")
+                self.best, self.best_epoch = v, epoch
+            save(trainer.model.state_dict(), self.path)
+
+    def on_train_end(self, trainer: Any) -> None:
+        from ..serialization import load
+        if self.restore_best_weights and self.best_epoch is not None:
+            trainer.model.load_state_dict(load(self.path))
+            if self.verbose:
+                print(f"  restored the best weights (epoch {self.best_epoch + 1}, {self.monitor}={self.best:.4f})")
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": -1 if self.best_epoch is None else self.best_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = float(state["best"])
+        self.best_epoch = None if int(state["best_epoch"]) < 0 else int(state["best_epoch"])
+
+
+class EarlyStopping(_Monitor):
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "auto", min_delta: float = 0.0,
+                 verbose: bool = True):
+        super().__init__(monitor, mode, min_delta)
+        self.patience, self.wait, self.verbose = patience, 0, verbose
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict) -> None:
+        v = self._value(logs)
+        if self._improved(v):
+            self.best, self.wait = v, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            trainer.stop_training = True
+            if self.verbose:
+                print(f"  early stopping: {self.monitor} has not improved for {self.patience} epochs "
+                      f"(best {self.best:.4f})")
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "wait": self.wait}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.wait = float(state["best"]), int(state["wait"])
+
+
+class LRSchedulerCallback(Callback):
+    """Step a scheduler per batch (OneCycleLR) or per epoch; ReduceLROnPlateau gets `monitor`."""
+
+    def __init__(self, scheduler: Any, interval: Optional[str] = None, monitor: str = "val_loss"):
+        name = type(scheduler).__name__
+        self.scheduler, self.monitor = scheduler, monitor
+        self.interval = interval or ("batch" if name in ("OneCycleLR", "CyclicLR") else "epoch")
+        if self.interval not in ("batch", "epoch"):
+            raise ValueError(f"interval must be 'batch' or 'epoch', got {self.interval!r}")
+        self.plateau = name == "ReduceLROnPlateau"
+
+    def on_batch_end(self, trainer: Any, batch: int, loss: float) -> None:
+        if self.interval == "batch":
+            self.scheduler.step()
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict) -> None:
+        if self.interval != "epoch":
+            return
+        if self.plateau:
+            key = self.monitor if self.monitor in logs else "loss"
+            self.scheduler.step(float(logs[key]))
+        else:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return {}  # the scheduler itself is checkpointed by the trainer
+
+
+class GradientClipping(Callback):
+    """Clip gradients after backward: by global norm (max_norm) or by value (clip_value)."""
+
+    def __init__(self, max_norm: Optional[float] = None, clip_value: Optional[float] = None):
+        if (max_norm is None) == (clip_value is None):
+            raise ValueError("GradientClipping needs exactly one of max_norm or clip_value")
+        self.max_norm, self.clip_value = max_norm, clip_value
+
+    def on_after_backward(self, trainer: Any) -> None:
+        from ..nn.utils import clip_grad_norm_, clip_grad_value_
+        params = trainer.model.parameters()
+        if self.max_norm is not None:
+            clip_grad_norm_(params, self.max_norm)
+        else:
+            clip_grad_value_(params, self.clip_value)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or Inf; training stopped."""
+
+
+class NaNGuard(Callback):
+    """Stop with a clear message naming the epoch and batch where the loss became NaN/Inf."""
+
+    def on_batch_end(self, trainer: Any, batch: int, loss: float) -> None:
+        if not np.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss is {loss} at epoch {trainer.epoch + 1}, batch {batch + 1}: training stopped. "
+                f"Try a lower learning rate, gradient clipping (GradientClipping(max_norm=1.0)), or check "
+                f"the inputs of that batch for NaN/Inf. The last checkpoint on disk is untouched.")

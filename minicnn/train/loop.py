@@ -1,0 +1,237 @@
+"""`fit`, `evaluate`, `predict_proba`: the training loop, Keras' conveniences on PyTorch's pieces."""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import random as mrandom
+from ..autograd import Tensor, no_grad
+from ..backend import to_device
+from ..metrics import MetricTracker
+from ..nn.losses import sample_weights_from_class_weight
+from ..nn.module import Module
+from .callbacks import Callback, LRSchedulerCallback, NaNGuard
+
+REPORTED = ("loss", "accuracy", "precision", "recall", "auc")
+
+
+def _leaf_modules(model: Module) -> list:
+    return [m for m in model.modules() if not any(True for _ in m.children())]
+
+
+def outputs_are_probabilities(model: Module) -> bool:
+    """True if the model ends in Sigmoid/Softmax (Keras style), False if it returns logits."""
+    flag = getattr(model, "output_is_probability", None)
+    if flag is not None:
+        return bool(flag)
+    leaves = _leaf_modules(model)
+    return bool(leaves) and type(leaves[-1]).__name__ in ("Sigmoid", "Softmax")
+
+
+def to_probabilities(out: Any, model: Module) -> np.ndarray:
+    """Model outputs -> P(positive) (N,) for one output, class probabilities (N, C) otherwise."""
+    a = np.asarray(to_device(out.data if isinstance(out, Tensor) else out, "cpu"), dtype=np.float64)
+    probs = outputs_are_probabilities(model)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a[:, 0]
+        return a if probs else 1 / (1 + np.exp(-a))
+    if a.ndim == 1:
+        return a if probs else 1 / (1 + np.exp(-a))
+    if probs:
+        return a
+    e = np.exp(a - a.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _target_for(out: Tensor, y: np.ndarray, loss_fn: Any) -> Any:
+    """Labels (N,) -> what the loss expects: (N, 1) floats for one output, class indices otherwise."""
+    if out.ndim == 2 and out.shape[1] == 1:
+        return y.reshape(-1, 1).astype(out.data.dtype if hasattr(out.data, "dtype") else np.float32)
+    return y.astype(np.int64)
+
+
+def _split_batch(batch: Any) -> tuple:
+    if isinstance(batch, dict):
+        return batch["image"], batch["label"]
+    x, y = batch[0], batch[1]
+    return x, y
+
+
+class Trainer:
+    """The state `fit` shares with callbacks."""
+
+    def __init__(self, model, optimizer, scheduler=None):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.epoch = 0
+        self.batch = 0
+        self.stop_training = False
+        self.history: dict[str, list] = {}
+
+
+class History(dict):
+    """Per-epoch logs: history['loss'], history['val_accuracy'], ...; `.history` as in Keras."""
+
+    @property
+    def history(self) -> dict:
+        return self
+
+    interrupted = False
+
+
+def _run_epoch_eval(model, loader, loss_fn, device, class_weight, desc=None, verbose=False) -> dict:
+    tracker = MetricTracker()
+    model.eval()
+    with no_grad():
+        it = tqdm(loader, desc=desc, leave=False, disable=not verbose, dynamic_ncols=True)
+        for batch in it:
+            x, y = _split_batch(batch)
+            y = np.asarray(to_device(y, "cpu")).reshape(-1)
+            out = model(Tensor(to_device(x, device)))
+            loss = None
+            if loss_fn is not None:
+                sw = sample_weights_from_class_weight(y, class_weight)
+                tgt = _target_for(out, y, loss_fn)
+                kw = {} if sw is None else {"sample_weight": to_device(sw, device)}
+                loss = float(loss_fn(out, to_device(tgt, device), **kw).item())
+            tracker.update(y, to_probabilities(out, model), loss=loss)
+    return tracker.compute()
+
+
+def evaluate(model: Module, loader: Iterable, loss_fn: Any = None, device: str = "cpu",
+             class_weight: Optional[dict] = None, verbose: bool = False) -> dict:
+    """Metrics of `model` in eval mode over a loader of (images, labels) batches."""
+    return _run_epoch_eval(model, loader, loss_fn, device, class_weight, "evaluate", verbose)
+
+
+def predict_proba(model: Module, data: Any, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """P(positive) (N,) for one-output models, class probabilities (N, C) otherwise.
+
+    `data` is an (N, C, H, W) array or a loader yielding (images, labels) batches."""
+    model.eval()
+    outs = []
+    with no_grad():
+        if isinstance(data, (np.ndarray, Tensor)) or hasattr(data, "__cuda_array_interface__"):
+            arr = data.data if isinstance(data, Tensor) else data
+            for i in range(0, len(arr), batch_size):
+                outs.append(to_probabilities(model(Tensor(to_device(arr[i:i + batch_size], device))), model))
+        else:
+            for batch in data:
+                x, _ = _split_batch(batch)
+                outs.append(to_probabilities(model(Tensor(to_device(x, device))), model))
+    return np.concatenate(outs) if outs else np.zeros(0)
+
+
+def predict(model: Module, data: Any, threshold: float = 0.5, **kw) -> np.ndarray:
+    """Class labels (N,): P >= threshold for one-output models, argmax otherwise."""
+    p = predict_proba(model, data, **kw)
+    return (p >= threshold).astype(np.int64) if p.ndim == 1 else p.argmax(axis=1)
+
+
+def _format_logs(logs: dict) -> str:
+    parts = []
+    for key in list(REPORTED) + ["val_" + k for k in REPORTED]:
+        if key in logs and not (isinstance(logs[key], float) and math.isnan(logs[key])):
+            parts.append(f"{key}: {logs[key]:.4f}")
+    return " - ".join(parts)
+
+
+def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = None, *, loss_fn: Any,
+        optimizer: Any, epochs: int = 1, scheduler: Any = None, scheduler_interval: Optional[str] = None,
+        class_weight: Optional[dict] = None, callbacks: Sequence[Callback] = (), device: str = "cpu",
+        checkpoint: Optional[str] = None, resume: Optional[str] = None, verbose: int = 1,
+        threshold: float = 0.5) -> History:
+    """Train for `epochs`, evaluating on `val_loader` after each; returns the History.
+
+    loss_fn(output, target[, sample_weight]) gets (N, 1) float targets for one-output
+    models and class indices otherwise; `class_weight={0: w0, 1: w1}` weights each sample
+    as Keras does. `scheduler` is stepped per batch for OneCycleLR, per epoch otherwise.
+    `checkpoint=PATH` writes the full training state (model, optimizer, scheduler, epoch,
+    RNG, callbacks, history) atomically after every epoch; `resume=PATH` continues from it
+    exactly. Ctrl-C stops after cleaning up and keeps the last good checkpoint.
+    """
+    from .checkpoint import load_training_state, save_training_state
+
+    cbs: list[Callback] = [NaNGuard()]
+    if scheduler is not None:
+        cbs.append(LRSchedulerCallback(scheduler, scheduler_interval))
+    cbs += list(callbacks)
+    trainer = Trainer(model, optimizer, scheduler)
+    history = History()
+    start = 0
+    if resume:
+        start, past = load_training_state(resume, model, optimizer, scheduler, cbs)
+        history.update({k: list(v) for k, v in past.items()})
+        if verbose:
+            print(f"resumed from {resume}: continuing at epoch {start + 1}/{epochs}")
+    trainer.history = history
+    model.to(device)
+
+    for cb in cbs:
+        cb.on_train_begin(trainer)
+    try:
+        for epoch in range(start, epochs):
+            trainer.epoch = epoch
+            for cb in cbs:
+                cb.on_epoch_begin(trainer, epoch)
+            if hasattr(train_loader, "set_epoch"):
+                train_loader.set_epoch(epoch)
+            model.train()
+            tracker = MetricTracker(threshold=threshold)
+            t0, seen, run_loss = time.perf_counter(), 0, 0.0
+            bar = tqdm(train_loader, desc=f"Epoch {epoch + 1}/{epochs}", leave=False,
+                       disable=verbose < 1, dynamic_ncols=True, mininterval=0.5)
+            for b, batch in enumerate(bar):
+                trainer.batch = b
+                x, y = _split_batch(batch)
+                y = np.asarray(to_device(y, "cpu")).reshape(-1)
+                out = model(Tensor(to_device(x, device)))
+                target = to_device(_target_for(out, y, loss_fn), device)
+                sw = sample_weights_from_class_weight(y, class_weight)
+                loss = loss_fn(out, target) if sw is None else loss_fn(out, target, sample_weight=to_device(sw, device))
+                lv = float(loss.item())
+                if np.isfinite(lv):
+                    optimizer.zero_grad()
+                    loss.backward()
+                    for cb in cbs:
+                        cb.on_after_backward(trainer)
+                    optimizer.step()
+                for cb in cbs:
+                    cb.on_batch_end(trainer, b, lv)
+                tracker.update(y, to_probabilities(out, model), loss=lv)
+                seen += len(y)
+                run_loss += lv * len(y)
+                bar.set_postfix(loss=f"{run_loss / seen:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}",
+                                refresh=False)
+            bar.close()
+            logs = tracker.compute()
+            if val_loader is not None:
+                val = _run_epoch_eval(model, val_loader, loss_fn, device, class_weight)
+                logs.update({"val_" + k: v for k, v in val.items()})
+            secs = time.perf_counter() - t0
+            logs["lr"] = float(optimizer.param_groups[0]["lr"])
+            logs["seconds"] = secs
+            for k, v in logs.items():
+                if isinstance(v, (int, float)):
+                    history.setdefault(k, []).append(float(v))
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs} - {secs:.0f}s - {seen / secs:.0f} img/s - "
+                      f"{_format_logs(logs)} - lr: {logs['lr']:.3g}")
+            for cb in cbs:
+                cb.on_epoch_end(trainer, epoch, logs)
+            if checkpoint:
+                save_training_state(checkpoint, model, optimizer, scheduler, cbs, epoch + 1, history)
+            if trainer.stop_training:
+                break
+    except KeyboardInterrupt:
+        history.interrupted = True
+        where = f"epoch {trainer.epoch + 1}, batch {trainer.batch + 1}"
+        print(f"\ninterrupted at {where}; "
+              + (f"the last complete epoch is saved in {checkpoint}" if checkpoint else "no checkpoint was requested"))
+    for cb in cbs:
+        cb.on_train_end(trainer)
+    return history
