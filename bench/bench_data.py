@@ -1,0 +1,56 @@
+"""Images/s through ImageFolder -> Resize(224) -> RandomAffine -> flip -> ToArray -> DataLoader(batch 32).
+
+    MINICNN_DATA_DIR=/path/to/data python bench/bench_data.py [--images 640] [--workers 0 1 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import PIL
+
+from minicnn.data import DataLoader, ImageFolder, Subset
+from minicnn.data import transforms as T
+
+
+def pipeline() -> T.Compose:
+    return T.Compose([T.Resize(224), T.RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1)),
+                      T.RandomHorizontalFlip(), T.ToArray()])
+
+
+def images_per_second(dataset, workers: int, batch_size: int, repeats: int) -> float:
+    """Best of `repeats` full passes (the first pass also warms the OS file cache)."""
+    best = 0.0
+    for _ in range(repeats):
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, seed=0, num_workers=workers)
+        start, n = time.perf_counter(), 0
+        for images, labels in loader:
+            n += len(labels)
+        best = max(best, n / (time.perf_counter() - start))
+    return best
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", default=os.path.join(os.environ.get("MINICNN_DATA_DIR", "../shared/data"),
+                                                  "chest_xray_224", "train"))
+    p.add_argument("--images", type=int, default=640)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+
+    folder = ImageFolder(args.root, transform=pipeline())
+    picked = np.random.default_rng(0).choice(len(folder), size=min(args.images, len(folder)), replace=False)
+    dataset = Subset(folder, picked)
+    print(f"python {platform.python_version()}, numpy {np.__version__}, pillow {PIL.__version__}, "
+          f"{os.cpu_count()} CPUs; {len(dataset)} images from {args.root}")
+    for w in args.workers:
+        print(f"num_workers={w}: {images_per_second(dataset, w, args.batch_size, args.repeats):7.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()

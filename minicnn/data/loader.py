@@ -1,0 +1,118 @@
+"""DataLoader: seeded shuffling, batching and background loading with worker threads.
+
+Threads, not processes: Pillow's decoders and resamplers and NumPy's array loops release the
+GIL, so threads overlap image work with training without pickling the dataset. Every sample
+gets its own generator seeded from (seed, epoch, position in the epoch), so the batches are
+identical whatever `num_workers` is.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+
+from .collate import default_collate
+from .rng import make_rng, sample_rng
+
+
+class DataLoader:
+    """Iterate over `dataset` in batches of `batch_size` (images float32 NCHW, labels int64).
+
+    shuffle: a new permutation each epoch from (seed, epoch); the epoch advances by one per
+    `iter()` or is set with `set_epoch`. sampler: an object with `sample(rng) -> indices` and
+    `__len__` (e.g. WeightedRandomSampler), used instead of shuffling. num_workers threads keep
+    up to `num_workers * prefetch` batches in flight. device='cuda' moves each batch to the GPU.
+    """
+
+    def __init__(self, dataset: Any, batch_size: int = 32, shuffle: bool = False, drop_last: bool = False,
+                 seed: Optional[int] = None, num_workers: int = 0, prefetch: int = 2,
+                 collate_fn: Optional[Callable] = None, device: Optional[str] = None, sampler: Any = None):
+        if batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        if num_workers < 0 or prefetch < 1:
+            raise ValueError(f"DataLoader: need num_workers >= 0 and prefetch >= 1, got {num_workers}, {prefetch}")
+        if shuffle and sampler is not None:
+            raise ValueError("DataLoader: shuffle=True and sampler= are exclusive (the sampler decides the order)")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.num_workers, self.prefetch, self.sampler = num_workers, prefetch, sampler
+        self.collate_fn = collate_fn or default_collate
+        self.device = device
+        # without a seed, draw one: epochs still differ, runs do not repeat
+        self.seed = int(np.random.SeedSequence().entropy % (1 << 63)) if seed is None else int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration use `epoch` (its shuffle order and augmentation)."""
+        self.epoch = int(epoch)
+
+    def to(self, device: Optional[str]) -> "DataLoader":
+        """Deliver batches on `device` ('cpu', 'cuda' or None for plain NumPy); returns self."""
+        self.device = device
+        return self
+
+    def _num_samples(self) -> int:
+        return len(self.sampler) if self.sampler is not None else len(self.dataset)
+
+    def __len__(self) -> int:
+        n = self._num_samples()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The dataset indices of one epoch, in visiting order (N,) int64."""
+        if self.sampler is not None:
+            return np.asarray(self.sampler.sample(make_rng(self.seed, epoch)), dtype=np.int64)
+        if self.shuffle:
+            return make_rng(self.seed, epoch).permutation(len(self.dataset))
+        return np.arange(len(self.dataset))
+
+    def _batches(self, epoch: int) -> list[tuple[int, np.ndarray]]:
+        """(position of the first sample, indices) for each batch of the epoch."""
+        order = self.order(epoch)
+        stop = len(self) * self.batch_size if self.drop_last else len(order)
+        return [(p, order[p:p + self.batch_size]) for p in range(0, stop, self.batch_size)]
+
+    def _load(self, first: int, indices: np.ndarray, epoch: int) -> Any:
+        samples = []
+        for k, i in enumerate(indices):
+            with sample_rng(make_rng(self.seed, epoch, first + k)):
+                samples.append(self.dataset[int(i)])
+        return self.collate_fn(samples)
+
+    def _move(self, batch: Any) -> Any:
+        if self.device is None:
+            return batch
+        from ..backend import to_device  # imported late: the data package works without the engine
+        if isinstance(batch, (tuple, list)):
+            return type(batch)(to_device(b, self.device) if isinstance(b, np.ndarray) else b for b in batch)
+        return to_device(batch, self.device)
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch = self.epoch  # claimed now, not at the first next(), so two iterators never share one
+        self.epoch += 1
+        return self._iterate(epoch)
+
+    def _iterate(self, epoch: int) -> Iterator[Any]:
+        batches = self._batches(epoch)
+        if self.num_workers == 0:
+            for first, indices in batches:
+                yield self._move(self._load(first, indices, epoch))
+            return
+        pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="minicnn-data")
+        todo = iter(batches)
+        pending: deque = deque()
+        try:
+            for first, indices in todo:
+                pending.append(pool.submit(self._load, first, indices, epoch))
+                if len(pending) >= self.num_workers * self.prefetch:
+                    break
+            while pending:
+                batch = pending.popleft().result()  # re-raises a worker's exception here
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self._load, nxt[0], nxt[1], epoch))
+                yield self._move(batch)
+        finally:  # also runs when the caller breaks out early: drop queued work, join the threads
+            pool.shutdown(wait=True, cancel_futures=True)
