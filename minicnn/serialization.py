@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import zipfile
 from typing import Any, BinaryIO, Union
@@ -38,6 +39,8 @@ def save(obj: Any, path: PathLike) -> None:
     arrays[MANIFEST] = np.frombuffer(manifest, dtype=np.uint8)
 
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"save: cannot write {path!r}: folder {folder!r} does not exist")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -92,9 +95,10 @@ def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> dict:
         if arr.dtype.hasobject:
             raise TypeError(f"save: the array at {path or '<root>'!r} has dtype {arr.dtype}; object arrays "
                             f"would need pickle, which minicnn checkpoints never use")
-        name = path or "<root>"
-        # Keep entry names unique ("a/b" as one key and as a nested path) and free of a ".npy"
-        # ending, which NpzFile would confuse with its own suffix.
+        # The entry name is only a readable label (the manifest records it), so make it a safe
+        # zip name, unique ("a/b" as one key and as a nested path) and without a ".npy" ending,
+        # which NpzFile would confuse with its own suffix.
+        name = re.sub(r"[^\w.\-/]", "_", path).strip("/") or "root"
         while name in arrays or name == MANIFEST or name.endswith(".npy"):
             name += "~"
         arrays[name] = arr

@@ -208,6 +208,8 @@ def test_empty_or_wrong_params_raise():
         SGD(params, lr=0.1)  # the generator is exhausted
     with pytest.raises(TypeError, match="single Tensor"):
         SGD(param([1.0]), lr=0.1)
+    with pytest.raises(TypeError, match="not a set"):
+        SGD({param([1.0])}, lr=0.1)
     with pytest.raises(TypeError, match="not a Parameter"):
         SGD([np.zeros(2)], lr=0.1)
 

@@ -48,6 +48,7 @@ def test_round_trip_of_nested_structure(tmp_path):
         "a/b": np.ones(1), "a": {"b": np.full(1, 2.0)},  # two leaves with the same path
         "x.npy": np.arange(2), "x": np.arange(3),
         "": [],
+        "/odd\\key\x00\n": np.arange(2), "..": {"..": np.zeros(1)},
         "nested": [[{"deep": [np.arange(4).reshape(2, 2)]}]],
     }
     save(obj, tmp_path / "ck.npz")
@@ -163,6 +164,8 @@ def test_unsupported_values_are_refused_on_save(tmp_path):
         save({"a": np.array([None, 1], dtype=object)}, tmp_path / "a.npz")
     with pytest.raises(TypeError, match="dict keys"):
         save({(1, 2): 0}, tmp_path / "a.npz")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save({"a": 1}, tmp_path / "missing" / "a.npz")
     assert os.listdir(tmp_path) == []
 
 

@@ -23,6 +23,7 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__} expects an iterable of Parameters or of dicts, got a single "
                             f"Tensor of shape {params.shape}; wrap it in a list: [param]")
+        _check_ordered(type(self).__name__, params)
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         # Keyed by id(param): Tensor.__eq__ is elementwise, so Tensors make awkward dict keys.
@@ -42,6 +43,7 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}: a parameter group must be a dict with a 'params' key, "
                             f"got {type(group).__name__}")
         params = group["params"]
+        _check_ordered(type(self).__name__, params)
         params = [params] if isinstance(params, Tensor) else list(params)
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
@@ -152,6 +154,12 @@ class Optimizer:
             opts = ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
             lines.append(f"  group {i}: {len(g['params'])} params, {opts}")
         return "\n".join(lines) + "\n)"
+
+
+def _check_ordered(name: str, params: Any) -> None:
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(f"{name}: parameters must be an ordered sequence, not a set "
+                        f"(state_dict numbers them by position)")
 
 
 def _host_copy(v: Any) -> Any:
