@@ -10,12 +10,7 @@ from .ops import (abs, cat, clip, concatenate, exp, flatten, log, matmul, maximu
                   minimum, pad, permute, relu, reshape, sigmoid, softmax, sqrt, stack, sum, tanh,
                   transpose, where)
 from .random import manual_seed  # noqa: F401
-from . import nn  # noqa: F401,E402
+from .serialization import CheckpointError, load, save  # noqa: F401
+from . import nn, optim  # noqa: F401,E402
 
 __version__ = "0.1.0"
-
-try:
-    from .serialization import load, save  # noqa: F401
-    from . import optim  # noqa: F401
-except ImportError:  # pragma: no cover - while being written
-    pass

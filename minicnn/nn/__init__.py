@@ -16,7 +16,4 @@ try:  # convolution, pooling and batch-norm layers
 except ImportError:  # pragma: no cover - while they are being written
     pass
 
-try:
-    from . import utils  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+from . import utils  # noqa: F401
