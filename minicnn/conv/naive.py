@@ -1,0 +1,252 @@
+"""Loop references for every fast op: slow, readable, obviously correct. The tests compare the
+fast ops against these, forward and backward, so read these first to see what an op computes.
+
+Padding is never materialised here: a tap that falls outside the input is simply skipped
+(for a sum that is zero padding; for a max it is -inf padding).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from ..autograd import Function, Tensor
+from .pooling import adaptive_bins
+from .shapes import Padding, pair, window_geometry
+
+
+def _geometry(x_shape: tuple, kernel: Any, stride: Any, padding: Padding, dilation: Any, who: str):
+    k, s, d = pair(kernel, "kernel_size", who), pair(stride, "stride", who), pair(dilation, "dilation", who)
+    pads, oh, ow = window_geometry(x_shape, k, s, padding, d, who)
+    return k, s, d, pads, oh, ow
+
+
+def window_taps(x_shape: tuple, k: tuple, s: tuple, d: tuple, pads: tuple, oy: int, ox: int) -> Iterator[tuple]:
+    """(i, j, iy, ix) for every kernel tap of output position (oy, ox) that lands inside the input."""
+    h, w = x_shape[2:]
+    for i in range(k[0]):
+        for j in range(k[1]):
+            iy = oy * s[0] - pads[0] + i * d[0]
+            ix = ox * s[1] - pads[2] + j * d[1]
+            if 0 <= iy < h and 0 <= ix < w:
+                yield i, j, iy, ix
+
+
+# ---- im2col ------------------------------------------------------------------------------
+def im2col_naive(x: np.ndarray, kernel_size: Any, stride: Any = 1, padding: Padding = 0, dilation: Any = 1) -> np.ndarray:
+    """(N, C, H, W) -> (N, C*kh*kw, oh*ow), one window per column, zeros where padded."""
+    k, s, d, pads, oh, ow = _geometry(x.shape, kernel_size, stride, padding, dilation, "im2col_naive")
+    n_, c_ = x.shape[:2]
+    cols = np.zeros((n_, c_ * k[0] * k[1], oh * ow), dtype=x.dtype)
+    for n in range(n_):
+        for c in range(c_):
+            for oy in range(oh):
+                for ox in range(ow):
+                    for i, j, iy, ix in window_taps(x.shape, k, s, d, pads, oy, ox):
+                        cols[n, (c * k[0] + i) * k[1] + j, oy * ow + ox] = x[n, c, iy, ix]
+    return cols
+
+
+def col2im_naive(cols: np.ndarray, x_shape: tuple, kernel_size: Any, stride: Any = 1, padding: Padding = 0,
+                 dilation: Any = 1) -> np.ndarray:
+    """Adjoint of im2col: add every column entry back onto the pixel it came from."""
+    k, s, d, pads, oh, ow = _geometry(tuple(x_shape), kernel_size, stride, padding, dilation, "col2im_naive")
+    x = np.zeros(x_shape, dtype=cols.dtype)
+    for n in range(x_shape[0]):
+        for c in range(x_shape[1]):
+            for oy in range(oh):
+                for ox in range(ow):
+                    for i, j, iy, ix in window_taps(x_shape, k, s, d, pads, oy, ox):
+                        x[n, c, iy, ix] += cols[n, (c * k[0] + i) * k[1] + j, oy * ow + ox]
+    return x
+
+
+# ---- convolution -------------------------------------------------------------------------
+class Conv2dNaiveFn(Function):
+    """Direct 7-deep loop convolution; backward runs the same loops, accumulating the other way."""
+
+    def __init__(self, stride: Any, padding: Padding, dilation: Any, groups: int):
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def terms(self) -> Iterator[tuple]:
+        """Every product of the convolution: (n, o, oy, ox, input channel, weight channel, i, j, iy, ix)."""
+        n_, c_ = self.x.shape[:2]
+        o_, cg = self.w.shape[:2]
+        og = o_ // self.groups
+        for n in range(n_):
+            for o in range(o_):
+                for oy in range(self.oh):
+                    for ox in range(self.ow):
+                        for cw in range(cg):
+                            ci = (o // og) * cg + cw          # the input channel in o's group
+                            for i, j, iy, ix in window_taps(self.x.shape, self.k, self.s, self.d, self.pads, oy, ox):
+                                yield n, o, oy, ox, ci, cw, i, j, iy, ix
+
+    def forward(self, x, w, b=None):
+        if x.ndim == 4 and x.shape[1] != w.shape[1] * self.groups:
+            raise ValueError(f"conv2d_naive: expected input with {w.shape[1] * self.groups} channels, got shape {x.shape}")
+        self.x, self.w, self.has_bias = x, w, b is not None
+        self.k, self.s, self.d, self.pads, self.oh, self.ow = _geometry(
+            x.shape, w.shape[2:], self.stride, self.padding, self.dilation, "conv2d_naive")
+        y = np.zeros((x.shape[0], w.shape[0], self.oh, self.ow), dtype=x.dtype)
+        for n, o, oy, ox, ci, cw, i, j, iy, ix in self.terms():
+            y[n, o, oy, ox] += x[n, ci, iy, ix] * w[o, cw, i, j]
+        if b is not None:
+            for o in range(w.shape[0]):
+                y[:, o] += b[o]
+        return y
+
+    def backward(self, gy):
+        gx, gw = np.zeros_like(self.x), np.zeros_like(self.w)
+        for n, o, oy, ox, ci, cw, i, j, iy, ix in self.terms():
+            gx[n, ci, iy, ix] += gy[n, o, oy, ox] * self.w[o, cw, i, j]
+            gw[o, cw, i, j] += gy[n, o, oy, ox] * self.x[n, ci, iy, ix]
+        if not self.has_bias:
+            return gx, gw
+        return gx, gw, gy.sum(axis=(0, 2, 3))
+
+
+def conv2d_naive(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Padding = 0, dilation: Any = 1,
+                 groups: int = 1) -> Tensor:
+    """Loop reference for conv2d (same arguments)."""
+    fn = Conv2dNaiveFn(stride, padding, dilation, groups)
+    return fn(x, weight) if bias is None else fn(x, weight, bias)
+
+
+def depthwise_conv2d_naive(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Padding = 0,
+                           dilation: Any = 1) -> Tensor:
+    """Loop reference for depthwise_conv2d: by definition a grouped conv with groups = C."""
+    return conv2d_naive(x, weight, bias, stride, padding, dilation, groups=x.shape[1])
+
+
+# ---- pooling -----------------------------------------------------------------------------
+class _PoolNaiveFn(Function):
+    def __init__(self, kernel_size: Any, stride: Any, padding: Padding):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def _setup(self, x: np.ndarray, who: str) -> None:
+        stride = self.kernel_size if self.stride is None else self.stride
+        self.x_shape = x.shape
+        self.k, self.s, self.d, self.pads, self.oh, self.ow = _geometry(x.shape, self.kernel_size, stride, self.padding, 1, who)
+
+    def positions(self) -> Iterator[tuple]:
+        n_, c_ = self.x_shape[:2]
+        for n in range(n_):
+            for c in range(c_):
+                for oy in range(self.oh):
+                    for ox in range(self.ow):
+                        yield n, c, oy, ox, list(window_taps(self.x_shape, self.k, self.s, self.d, self.pads, oy, ox))
+
+
+class MaxPool2dNaiveFn(_PoolNaiveFn):
+    def forward(self, x):
+        self._setup(x, "max_pool2d_naive")
+        y = np.zeros((x.shape[0], x.shape[1], self.oh, self.ow), dtype=x.dtype)
+        self.argmax = {}
+        for n, c, oy, ox, taps in self.positions():
+            best = None
+            for _, _, iy, ix in taps:
+                if best is None or x[n, c, iy, ix] > x[n, c, best[0], best[1]]:  # first maximum wins ties
+                    best = (iy, ix)
+            self.argmax[n, c, oy, ox] = best
+            y[n, c, oy, ox] = x[n, c, best[0], best[1]]
+        return y
+
+    def backward(self, gy):
+        gx = np.zeros(self.x_shape, dtype=gy.dtype)
+        for (n, c, oy, ox), (iy, ix) in self.argmax.items():
+            gx[n, c, iy, ix] += gy[n, c, oy, ox]
+        return gx
+
+
+class AvgPool2dNaiveFn(_PoolNaiveFn):
+    def __init__(self, kernel_size: Any, stride: Any, padding: Padding, count_include_pad: Optional[bool]):
+        super().__init__(kernel_size, stride, padding)
+        self.include = count_include_pad if count_include_pad is not None else not isinstance(padding, str)
+
+    def forward(self, x):
+        self._setup(x, "avg_pool2d_naive")
+        y = np.zeros((x.shape[0], x.shape[1], self.oh, self.ow), dtype=x.dtype)
+        for n, c, oy, ox, taps in self.positions():
+            count = self.k[0] * self.k[1] if self.include else len(taps)
+            y[n, c, oy, ox] = sum(x[n, c, iy, ix] for _, _, iy, ix in taps) / count
+        return y
+
+    def backward(self, gy):
+        gx = np.zeros(self.x_shape, dtype=gy.dtype)
+        for n, c, oy, ox, taps in self.positions():
+            count = self.k[0] * self.k[1] if self.include else len(taps)
+            for _, _, iy, ix in taps:
+                gx[n, c, iy, ix] += gy[n, c, oy, ox] / count
+        return gx
+
+
+def max_pool2d_naive(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 0) -> Tensor:
+    """Loop reference for max_pool2d."""
+    return MaxPool2dNaiveFn(kernel_size, stride, padding)(x)
+
+
+def avg_pool2d_naive(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 0,
+                     count_include_pad: Optional[bool] = None) -> Tensor:
+    """Loop reference for avg_pool2d."""
+    return AvgPool2dNaiveFn(kernel_size, stride, padding, count_include_pad)(x)
+
+
+class AdaptiveAvgPool2dNaiveFn(Function):
+    def __init__(self, output_size: Any):
+        self.out = pair(output_size, "output_size", "adaptive_avg_pool2d_naive")
+
+    def bins(self) -> Iterator[tuple]:
+        n_, c_, h, w = self.x_shape
+        for n in range(n_):
+            for c in range(c_):
+                for oy, (y0, y1) in enumerate(adaptive_bins(h, self.out[0])):
+                    for ox, (x0, x1) in enumerate(adaptive_bins(w, self.out[1])):
+                        yield n, c, oy, ox, y0, y1, x0, x1
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        y = np.zeros(x.shape[:2] + self.out, dtype=x.dtype)
+        for n, c, oy, ox, y0, y1, x0, x1 in self.bins():
+            y[n, c, oy, ox] = x[n, c, y0:y1, x0:x1].mean()
+        return y
+
+    def backward(self, gy):
+        gx = np.zeros(self.x_shape, dtype=gy.dtype)
+        for n, c, oy, ox, y0, y1, x0, x1 in self.bins():
+            gx[n, c, y0:y1, x0:x1] += gy[n, c, oy, ox] / ((y1 - y0) * (x1 - x0))
+        return gx
+
+
+def adaptive_avg_pool2d_naive(x: Any, output_size: Any) -> Tensor:
+    """Loop reference for adaptive_avg_pool2d (int or pair output size)."""
+    return AdaptiveAvgPool2dNaiveFn(output_size)(x)
+
+
+# ---- batch norm --------------------------------------------------------------------------
+def batch_norm_naive(x: Tensor, running_mean: Any = None, running_var: Any = None, weight: Any = None,
+                     bias: Any = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch norm written as a chain of autograd ops (its backward is derived by the engine,
+    independently of the fused one); running stats updated channel by channel."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    c = x.shape[1]
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, c) + (1,) * (x.ndim - 2)                  # broadcast a (C,) vector over axis 1
+    if training:
+        mean = x.mean(axis=axes, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)  # biased, for normalising
+        if running_mean is not None:
+            rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+            rv = running_var.data if isinstance(running_var, Tensor) else running_var
+            for ch in range(c):
+                vals = np.moveaxis(x.data, 1, 0)[ch].ravel()
+                rm[ch] = (1 - momentum) * rm[ch] + momentum * vals.mean()
+                rv[ch] = (1 - momentum) * rv[ch] + momentum * vals.var(ddof=1)  # unbiased
+    else:
+        rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+        rv = running_var.data if isinstance(running_var, Tensor) else running_var
+        mean, var = Tensor(rm.reshape(shape)), Tensor(rv.reshape(shape))
+    y = (x - mean) / (var + eps).sqrt()
+    if weight is not None:
+        y = y * weight.reshape(shape) + bias.reshape(shape)
+    return y

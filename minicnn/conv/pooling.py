@@ -1,0 +1,211 @@
+"""Max, average, adaptive-average and global-average pooling over (N, C, H, W).
+
+Max and average pooling loop over the kh*kw window taps (never over pixels): each tap is a
+strided slice of the padded input covering every output position at once.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ..autograd import Function, Tensor
+from ..backend import get_array_module
+from .conv2d import check_float
+from .im2col import pad_hw, tap
+from .shapes import Padding, check_4d, pair, window_geometry
+
+
+class _WindowPool(Function):
+    """Shared set-up: kernel/stride/padding resolution and the PyTorch half-kernel padding rule."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Padding = 0, who: str = "pool2d"):
+        self.who = who
+        self.k = pair(kernel_size, "kernel_size", who)
+        self.stride = self.k if stride is None else pair(stride, "stride", who)
+        self.padding = padding
+
+    def _setup(self, x: Any) -> None:
+        check_float(self.who, input=x)
+        self.pads, oh, ow = window_geometry(x.shape, self.k, self.stride, self.padding, (1, 1), self.who)
+        t, b, l, r = self.pads
+        if not isinstance(self.padding, str) and (max(t, b) * 2 > self.k[0] or max(l, r) * 2 > self.k[1]):
+            # a window of padding only would have no real pixel (max = -inf); PyTorch refuses too
+            raise ValueError(f"{self.who}: padding {self.padding!r} must be at most half the kernel size {self.k}")
+        self.x_shape, self.out_hw = x.shape, (oh, ow)
+
+    def _taps(self):
+        kh, kw = self.k
+        return [(i, j) for i in range(kh) for j in range(kw)]
+
+    def _crop(self, gpad: Any) -> Any:
+        t, _, l, _ = self.pads
+        h, w = self.x_shape[2:]
+        return gpad[:, :, t:t + h, l:l + w]
+
+
+class MaxPool2dFn(_WindowPool):
+    """Window maximum; the gradient goes to the first maximal element of each window (PyTorch)."""
+
+    def forward(self, x):
+        self._setup(x)
+        xp = get_array_module(x)
+        oh, ow = self.out_hw
+        xpad = pad_hw(x, self.pads, value=-np.inf)
+        taps = self._taps()
+        y = tap(xpad, *taps[0], self.stride, (1, 1), oh, ow).copy()
+        self.arg = xp.zeros(y.shape, dtype=np.int8 if len(taps) < 128 else np.int32)  # winning tap per output
+        better = xp.empty(y.shape, dtype=bool)
+        for t, (i, j) in enumerate(taps[1:], start=1):
+            xs = tap(xpad, i, j, self.stride, (1, 1), oh, ow)
+            xp.greater(xs, y, out=better)  # strict: on ties the earlier tap keeps the gradient
+            xp.copyto(self.arg, t, where=better)
+            xp.maximum(y, xs, out=y)
+        self.pad_shape = xpad.shape
+        return y
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        oh, ow = self.out_hw
+        gpad = xp.zeros(self.pad_shape, dtype=gy.dtype)
+        for t, (i, j) in enumerate(self._taps()):
+            tap(gpad, i, j, self.stride, (1, 1), oh, ow)[...] += gy * (self.arg == t)
+        return self._crop(gpad)
+
+
+class AvgPool2dFn(_WindowPool):
+    """Window mean. count_include_pad=True divides by kh*kw (PyTorch's default); False divides by
+    the number of real pixels in the window (TensorFlow/Keras 'same' average pooling)."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Padding = 0,
+                 count_include_pad: Optional[bool] = None, who: str = "avg_pool2d"):
+        super().__init__(kernel_size, stride, padding, who)
+        # None: PyTorch's True for numeric padding, Keras' False for 'same'
+        self.include = count_include_pad if count_include_pad is not None else not isinstance(padding, str)
+
+    def _divisor(self, xp: Any, dtype: Any) -> Any:
+        """(oh, ow) array (or scalar) to divide each window sum by."""
+        if self.include or not any(self.pads):
+            return dtype.type(self.k[0] * self.k[1])
+        h, w = self.x_shape[2:]
+        t, _, l, _ = self.pads
+        oh, ow = self.out_hw
+
+        def real(n_out: int, size: int, k: int, s: int, before: int) -> np.ndarray:
+            start = np.arange(n_out) * s - before        # first input row of each window
+            return np.minimum(start + k, size) - np.maximum(start, 0)
+
+        rows = real(oh, h, self.k[0], self.stride[0], t)
+        cols = real(ow, w, self.k[1], self.stride[1], l)
+        return xp.asarray(np.outer(rows, cols).astype(dtype))  # (oh, ow)
+
+    def forward(self, x):
+        self._setup(x)
+        xp = get_array_module(x)
+        oh, ow = self.out_hw
+        xpad = pad_hw(x, self.pads)
+        y = xp.zeros((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype)
+        for i, j in self._taps():
+            y += tap(xpad, i, j, self.stride, (1, 1), oh, ow)
+        self.div = self._divisor(xp, x.dtype)
+        self.pad_shape = xpad.shape
+        y /= self.div
+        return y
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        oh, ow = self.out_hw
+        g = gy / self.div
+        gpad = xp.zeros(self.pad_shape, dtype=gy.dtype)
+        for i, j in self._taps():
+            tap(gpad, i, j, self.stride, (1, 1), oh, ow)[...] += g
+        return self._crop(gpad)
+
+
+def adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive bins along one axis: [floor(i*size/out), ceil((i+1)*size/out))."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]
+
+
+def _bin_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
+    """(out, size) averaging matrix: row i holds 1/len over bin i."""
+    m = np.zeros((out, size), dtype=dtype)
+    for i, (a, b) in enumerate(adaptive_bins(size, out)):
+        m[i, a:b] = 1.0 / (b - a)
+    return m
+
+
+class AdaptiveAvgPool2dFn(Function):
+    """Average over PyTorch's adaptive bins. A bin is a rectangle (row bin x column bin), so the
+    mean is separable: y = Ph @ x @ Pw.T with per-axis averaging matrices, two matmuls."""
+
+    def __init__(self, output_size: Any, who: str = "adaptive_avg_pool2d"):
+        self.who = who
+        if isinstance(output_size, int) or output_size is None:
+            output_size = (output_size, output_size)
+        if len(output_size) != 2 or any(s is not None and (not isinstance(s, int) or s < 1) for s in output_size):
+            raise ValueError(f"{who}: output_size must be a positive int or a pair (None keeps that axis), "
+                             f"got {output_size!r}")
+        self.output_size = tuple(output_size)
+
+    def forward(self, x):
+        check_4d(x.shape, self.who)
+        check_float(self.who, input=x)
+        xp = get_array_module(x)
+        n, c, h, w = x.shape
+        oh, ow = (s if s is not None else d for s, d in zip(self.output_size, (h, w)))
+        self.ph = xp.asarray(_bin_matrix(h, oh, x.dtype))  # (oh, H)
+        self.pw = xp.asarray(_bin_matrix(w, ow, x.dtype))  # (ow, W)
+        self.x_shape = x.shape
+        t = x.reshape(n * c * h, w) @ self.pw.T             # (N*C*H, ow)
+        t = t.reshape(n * c, h, ow).swapaxes(1, 2).reshape(n * c * ow, h)  # (N*C*ow, H)
+        y = t @ self.ph.T                                    # (N*C*ow, oh)
+        return y.reshape(n, c, ow, oh).swapaxes(2, 3).copy()  # (N, C, oh, ow)
+
+    def backward(self, gy):
+        n, c, h, w = self.x_shape
+        oh, ow = gy.shape[2:]
+        t = gy.swapaxes(2, 3).reshape(n * c * ow, oh) @ self.ph   # (N*C*ow, H)
+        t = t.reshape(n * c, ow, h).swapaxes(1, 2).reshape(n * c * h, ow)  # (N*C*H, ow)
+        return (t @ self.pw).reshape(n, c, h, w)
+
+
+class GlobalAvgPool2dFn(Function):
+    """(N, C, H, W) -> (N, C) mean over all pixels (Keras GlobalAveragePooling2D)."""
+
+    def __init__(self, who: str = "global_avg_pool2d"):
+        self.who = who
+
+    def forward(self, x):
+        check_4d(x.shape, self.who)
+        check_float(self.who, input=x)
+        self.x_shape = x.shape
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h * w).mean(axis=2)       # (N, C)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        n, c, h, w = self.x_shape
+        g = gy / gy.dtype.type(h * w)
+        return xp.broadcast_to(g[:, :, None, None], self.x_shape).copy()
+
+
+def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 0) -> Tensor:
+    """(N, C, H, W) -> (N, C, oh, ow) window max; padding may be 'same' (pads with -inf)."""
+    return MaxPool2dFn(kernel_size, stride, padding, "max_pool2d")(x)
+
+
+def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 0,
+               count_include_pad: Optional[bool] = None) -> Tensor:
+    """(N, C, H, W) -> (N, C, oh, ow) window mean (see AvgPool2dFn for count_include_pad)."""
+    return AvgPool2dFn(kernel_size, stride, padding, count_include_pad, "avg_pool2d")(x)
+
+
+def adaptive_avg_pool2d(x: Any, output_size: Any) -> Tensor:
+    """(N, C, H, W) -> (N, C, *output_size) with PyTorch's adaptive bins."""
+    return AdaptiveAvgPool2dFn(output_size)(x)
+
+
+def global_avg_pool2d(x: Any) -> Tensor:
+    """(N, C, H, W) -> (N, C)."""
+    return GlobalAvgPool2dFn()(x)

@@ -1,0 +1,72 @@
+"""Pooling layers: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`, `GlobalAvgPool2d` over (N, C, H, W)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..autograd import Tensor
+from ..conv.pooling import AdaptiveAvgPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn, MaxPool2dFn
+from ..conv.shapes import pair
+from .conv import _check_padding
+from .module import Module
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0):
+        super().__init__()
+        who = type(self).__name__
+        self.kernel_size = pair(kernel_size, "kernel_size", who)
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride", who)
+        self.padding = _check_padding(padding, who)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"
+
+
+class MaxPool2d(_Pool2d):
+    """Window maximum; stride defaults to kernel_size; padding int/pair or 'same' (pads with -inf,
+    e.g. the Inception branch's 3x3 stride-1 'same' max-pool keeps H x W)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return MaxPool2dFn(self.kernel_size, self.stride, self.padding, who=repr(self))(x)
+
+
+class AvgPool2d(_Pool2d):
+    """Window mean. count_include_pad: None means PyTorch's True for numeric padding and Keras'
+    False (divide by the real pixels only) for padding='same'."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, count_include_pad: Optional[bool] = None):
+        super().__init__(kernel_size, stride, padding)
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x: Tensor) -> Tensor:
+        return AvgPool2dFn(self.kernel_size, self.stride, self.padding, self.count_include_pad, who=repr(self))(x)
+
+
+class AdaptiveAvgPool2d(Module):
+    """(N, C, H, W) -> (N, C, *output_size) whatever H, W (PyTorch's bins); None keeps that axis."""
+
+    def __init__(self, output_size: Any):
+        super().__init__()
+        self.output_size = output_size
+        AdaptiveAvgPool2dFn(output_size, who=repr(self))  # validate now
+
+    def forward(self, x: Tensor) -> Tensor:
+        return AdaptiveAvgPool2dFn(self.output_size, who=repr(self))(x)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class GlobalAvgPool2d(Module):
+    """(N, C, H, W) -> (N, C) mean over H, W (Keras GlobalAveragePooling2D); keepdims -> (N, C, 1, 1)."""
+
+    def __init__(self, keepdims: bool = False):
+        super().__init__()
+        self.keepdims = keepdims
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = GlobalAvgPool2dFn(who=repr(self))(x)
+        return y.reshape(y.shape + (1, 1)) if self.keepdims else y
+
+    def extra_repr(self) -> str:
+        return "keepdims=True" if self.keepdims else ""
