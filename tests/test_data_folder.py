@@ -32,6 +32,8 @@ def covid_like(tmp_path):
     (root / "Normal" / ".DS_Store").write_bytes(b"\0\0junk")
     save(root / "Normal" / "._a.PNG", grey(8))  # macOS resource-fork twin: hidden
     save(root / "__MACOSX" / "Covid" / "x.jpeg", grey(9))
+    save(root / "Normal" / "__MACOSX" / "c.jpeg", grey(9))
+    save(root / "Covid" / ".thumbnails" / "d.jpeg", grey(9))
     save(root / ".hidden_class" / "y.jpeg", grey(10))
     return root
 
