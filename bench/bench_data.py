@@ -1,6 +1,9 @@
 """Images/s through ImageFolder -> Resize(224) -> RandomAffine -> flip -> ToArray -> DataLoader(batch 32).
 
-    MINICNN_DATA_DIR=/path/to/data python bench/bench_data.py [--images 640] [--workers 0 1 2]
+    MINICNN_DATA_DIR=/path/to/data python bench/bench_data.py [--images 640] [--workers 0 1 2] [--step-ms 0]
+
+--step-ms S makes the consumer wait S ms per batch (time.sleep, which releases the GIL, like
+a training step waiting on the GPU): it shows how much loading the worker threads hide.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ def pipeline() -> T.Compose:
                       T.RandomHorizontalFlip(), T.ToArray()])
 
 
-def images_per_second(dataset, workers: int, batch_size: int, repeats: int) -> float:
+def images_per_second(dataset, workers: int, batch_size: int, repeats: int, step_ms: float) -> float:
     """Best of `repeats` full passes (the first pass also warms the OS file cache)."""
     best = 0.0
     for _ in range(repeats):
@@ -29,6 +32,8 @@ def images_per_second(dataset, workers: int, batch_size: int, repeats: int) -> f
         start, n = time.perf_counter(), 0
         for images, labels in loader:
             n += len(labels)
+            if step_ms:
+                time.sleep(step_ms / 1000)
         best = max(best, n / (time.perf_counter() - start))
     return best
 
@@ -41,15 +46,17 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--step-ms", type=float, default=0.0, help="simulated training step per batch (ms)")
     args = p.parse_args()
 
     folder = ImageFolder(args.root, transform=pipeline())
     picked = np.random.default_rng(0).choice(len(folder), size=min(args.images, len(folder)), replace=False)
     dataset = Subset(folder, picked)
     print(f"python {platform.python_version()}, numpy {np.__version__}, pillow {PIL.__version__}, "
-          f"{os.cpu_count()} CPUs; {len(dataset)} images from {args.root}")
+          f"{os.cpu_count()} CPUs; {len(dataset)} images from {args.root}; step {args.step_ms} ms/batch")
     for w in args.workers:
-        print(f"num_workers={w}: {images_per_second(dataset, w, args.batch_size, args.repeats):7.0f} images/s")
+        rate = images_per_second(dataset, w, args.batch_size, args.repeats, args.step_ms)
+        print(f"num_workers={w}: {rate:7.0f} images/s")
 
 
 if __name__ == "__main__":
