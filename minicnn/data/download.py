@@ -50,6 +50,7 @@ def download_url(url: str, dest: str | os.PathLike, md5: Optional[str] = None,
         if md5 is not None and h.hexdigest() != md5:
             raise OSError(f"md5 mismatch for {url}: got {h.hexdigest()}, expected {md5}; "
                           "the download is corrupt or the file changed upstream")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a dataset cache should be readable
         os.replace(tmp, dest)
     except BaseException:  # includes KeyboardInterrupt: never leave the .part file around
         if os.path.exists(tmp):
