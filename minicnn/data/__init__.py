@@ -15,12 +15,13 @@ from .folder import IMG_EXTENSIONS, ImageFolder, ImageLoadError, load_image
 from .loader import DataLoader
 from .medmnist import PneumoniaMNIST, default_root
 from .npz import NpzDataset
+from .phantom import PhantomDataset, make_phantoms  # synthetic stand-in images, no download
 from .rng import get_rng, make_rng, sample_rng, seed_transforms
 from .split import random_split, train_test_split
 
 __all__ = [
     "transforms", "Dataset", "Subset", "ConcatDataset", "get_targets", "NpzDataset", "PneumoniaMNIST",
-    "ImageFolder", "ImageLoadError", "load_image", "IMG_EXTENSIONS", "DataLoader", "default_collate",
+    "PhantomDataset", "make_phantoms", "ImageFolder", "ImageLoadError", "load_image", "IMG_EXTENSIONS", "DataLoader", "default_collate",
     "random_split", "train_test_split", "class_weights", "oversample", "WeightedRandomSampler",
     "download_url", "md5sum", "default_root", "get_rng", "make_rng", "sample_rng", "seed_transforms",
 ]
