@@ -16,15 +16,26 @@ def summary(model: Module, input_shape: Optional[Sequence[int]] = None, batch_si
     if not shape:
         raise ValueError("summary: pass input_shape=(C, H, W) (the model does not record one)")
     rows: list[tuple[str, str, int]] = []
+    depth = [0]          # modules currently inside forward
+    nested = [False]     # did a patched module run inside the current one?
     patched = []
     for name, m in model.named_modules():
-        if m is model or any(True for _ in m.children()):
+        if m is model:
             continue
-        own = int(sum(p.size for p in m._parameters.values() if p is not None))
 
-        def hook(*args, _m=m, _name=name, _own=own, _fwd=m.forward, **kw):
-            out = _fwd(*args, **kw)
-            rows.append((f"{_name} ({type(_m).__name__})", str((None,) + tuple(out.shape[1:])), _own))
+        def hook(*args, _m=m, _name=name, _fwd=m.forward, **kw):
+            # a row for each module that calls no other module: the leaves of the call tree,
+            # so composite layers (SeparableConv2d) show once, with all their parameters
+            nested[0] = False
+            depth[0] += 1
+            try:
+                out = _fwd(*args, **kw)
+            finally:
+                depth[0] -= 1
+            if not nested[0]:
+                rows.append((f"{_name} ({type(_m).__name__})", str((None,) + tuple(out.shape[1:])),
+                             _m.num_parameters()))
+            nested[0] = True  # tells the caller (if any) that it is not a leaf
             return out
 
         object.__setattr__(m, "forward", hook)
