@@ -4,7 +4,7 @@ Training normalises with the batch mean and *biased* variance over every axis bu
 moves the running statistics towards the batch mean and *unbiased* variance (PyTorch).
 The backward is the closed form
     gx = gamma / sigma * (gy - mean(gy) - xhat * mean(gy * xhat))
-so it costs a few passes over the data instead of a chain of small autograd ops.
+so it costs two passes over the data instead of a chain of small autograd ops.
 """
 from __future__ import annotations
 
@@ -13,10 +13,15 @@ from typing import Any, Optional
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from .conv2d import check_float
+from .parallel import parallel_range
 
 
 class BatchNormFn(Function):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias, statistics per channel (axis 1)."""
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, statistics per channel (axis 1).
+
+    Both modes apply y = x * scale + shift with per-channel scale, shift; backward recomputes
+    xhat from the saved input (which autograd keeps alive anyway) instead of storing it.
+    """
 
     def __init__(self, running_mean: Optional[Any], running_var: Optional[Any], training: bool,
                  momentum: float = 0.1, eps: float = 1e-5, who: str = "batch_norm"):
@@ -25,68 +30,108 @@ class BatchNormFn(Function):
         if not training and (running_mean is None or running_var is None):
             raise ValueError(f"{who}: eval mode needs running_mean and running_var")
 
-    def forward(self, x, weight=None, bias=None):
-        who = self.who
+    def _check(self, x: Any, weight: Any, bias: Any) -> None:
+        who, c = self.who, x.shape[1] if x.ndim > 1 else None
         if x.ndim not in (2, 3, 4):
             raise ValueError(f"{who}: expected input (N, C), (N, C, L) or (N, C, H, W), got shape {x.shape}")
-        c = x.shape[1]
         for name, a in (("weight", weight), ("bias", bias), ("running_mean", self.rm), ("running_var", self.rv)):
             if a is not None and a.shape != (c,):
                 raise ValueError(f"{who}: expected input with {a.size} channels ({name} has shape {a.shape}), "
                                  f"got shape {x.shape}")
         check_float(who, input=x, weight=weight, bias=bias)
+
+    def _batch_stats(self, x3: Any) -> tuple[Any, Any]:
+        """Per-channel mean and biased variance in one read of x.
+
+        Sums are taken of x - K with K = the channel's first value (the "shifted data"
+        algorithm): E[(x-K)^2] - E[x-K]^2 does not cancel catastrophically when |mean| >> std,
+        unlike E[x^2] - E[x]^2. Partial sums per sample are combined in float64.
+        """
+        xp = get_array_module(x3)
+        n, c, l = x3.shape
+        shift = x3[0, :, :1].copy()                       # (C, 1)
+        s1 = xp.empty((n, c), dtype=xp.float64)
+        s2 = xp.empty((n, c), dtype=xp.float64)
+
+        def run(a: int, z: int) -> None:
+            d = xp.empty((c, l), dtype=x3.dtype)
+            for i in range(a, z):
+                xp.subtract(x3[i], shift, out=d)
+                s1[i] = d.sum(axis=1)
+                s2[i] = xp.einsum("cl,cl->c", d, d)
+        parallel_range(run, n, x3.size, xp)
+        m = n * l
+        d_mean = s1.sum(axis=0) / m
+        var = xp.maximum(s2.sum(axis=0) / m - d_mean * d_mean, 0.0)
+        return (d_mean + shift[:, 0]).astype(x3.dtype), var.astype(x3.dtype)
+
+    def forward(self, x, weight=None, bias=None):
+        self._check(x, weight, bias)
         xp = get_array_module(x)
         dt = x.dtype.type
-        self.x_shape, self.has_affine = x.shape, weight is not None
-        x3 = x.reshape(x.shape[0], c, -1)                  # (N, C, L)
-        m = x3.shape[0] * x3.shape[2]                      # values per channel
-        self.m = m
+        n, c = x.shape[:2]
+        x3 = x.reshape(n, c, -1)                           # (N, C, L)
+        self.m = m = x3.shape[0] * x3.shape[2]             # values per channel
+        self.x3, self.x_shape, self.has_affine = x3, x.shape, weight is not None
         self.gamma = weight if weight is not None else xp.ones(c, dtype=x.dtype)
         if self.training:
             if m < 2:
-                raise ValueError(f"{who}: training needs more than 1 value per channel, got input shape {x.shape}")
-            mean = x3.sum(axis=2).sum(axis=0) / dt(m)
-            xhat = x3 - mean[:, None]                      # centred first: var of xc is exact, no E[x^2]-E[x]^2 cancellation
-            var = xp.einsum("ncl,ncl->c", xhat, xhat) / dt(m)
-            self.invstd = 1.0 / xp.sqrt(var + dt(self.eps))
-            xhat *= self.invstd[:, None]
+                raise ValueError(f"{self.who}: training needs more than 1 value per channel, got input shape {x.shape}")
+            mean, var = self._batch_stats(x3)
             if self.rm is not None:
                 mom = dt(self.momentum)
                 self.rm *= 1 - mom
                 self.rm += mom * mean
                 self.rv *= 1 - mom
                 self.rv += mom * var * dt(m / (m - 1))    # unbiased variance for the running estimate
-            self.xhat = xhat
-            y = xhat * self.gamma[:, None]
         else:
-            self.invstd = 1.0 / xp.sqrt(self.rv + dt(self.eps))
-            self.xhat = None
-            self.x3, self.mean = x3, self.rm.copy()
-            scale = self.gamma * self.invstd
-            y = x3 * scale[:, None]
-            y -= (self.mean * scale)[:, None]
-        if bias is not None:
-            y += bias[:, None]
+            mean, var = self.rm.astype(x.dtype), self.rv.astype(x.dtype)
+        self.mean, self.invstd = mean, (1.0 / xp.sqrt(var + dt(self.eps))).astype(x.dtype)
+        scale = self.gamma * self.invstd
+        shift = -mean * scale + (bias if bias is not None else 0)
+        y = xp.empty_like(x3)
+
+        def run(a: int, z: int) -> None:
+            for i in range(a, z):
+                xp.multiply(x3[i], scale[:, None], out=y[i])
+                y[i] += shift[:, None]
+        parallel_range(run, n, x3.size, xp)
         return y.reshape(x.shape)
 
     def backward(self, gy):
         xp = get_array_module(gy)
-        n, c = self.x_shape[:2]
+        x3, n, c = self.x3, self.x_shape[0], self.x_shape[1]
         g3 = gy.reshape(n, c, -1)                          # (N, C, L)
-        dt = gy.dtype.type
-        gbeta = g3.sum(axis=2).sum(axis=0)
-        if self.xhat is not None:
-            ggamma = xp.einsum("ncl,ncl->c", g3, self.xhat)
-        else:  # eval: xhat = (x - running_mean) * invstd, never materialised
-            ggamma = (xp.einsum("ncl,ncl->c", g3, self.x3) - gbeta * self.mean) * self.invstd
+        sg = xp.empty((n, c), dtype=xp.float64)            # per-sample sum(gy)
+        sgx = xp.empty((n, c), dtype=xp.float64)           # per-sample sum(gy * x)
+
+        def sums(a: int, z: int) -> None:
+            for i in range(a, z):
+                sg[i] = g3[i].sum(axis=1)
+                sgx[i] = xp.einsum("cl,cl->c", g3[i], x3[i])
+        parallel_range(sums, n, 2 * g3.size, xp)
+        gbeta = sg.sum(axis=0)
+        ggamma = (sgx.sum(axis=0) - gbeta * self.mean) * self.invstd   # sum(gy * xhat)
         gx = None
         if self.needs_grad[0]:
+            # gx = k * (gy - [training] (gbeta + xhat * ggamma) / m), xhat = (x - mean) * invstd, k = gamma * invstd
             k = self.gamma * self.invstd
-            gx = g3 * k[:, None]
-            if self.training:
-                gx -= self.xhat * (k * ggamma / dt(self.m))[:, None]
-                gx -= (k * gbeta / dt(self.m))[:, None]
+            u = -k * ggamma * self.invstd / self.m if self.training else xp.zeros_like(k)
+            v = (-k * gbeta / self.m - u * self.mean) if self.training else xp.zeros_like(k)
+            k, u, v = (a.astype(gy.dtype)[:, None] for a in (k, u, v))
+            gx = xp.empty_like(g3)
+
+            def grad(a: int, z: int) -> None:
+                tmp = xp.empty(g3.shape[1:], dtype=gy.dtype)
+                for i in range(a, z):
+                    xp.multiply(g3[i], k, out=gx[i])
+                    if self.training:
+                        xp.multiply(x3[i], u, out=tmp)
+                        gx[i] += tmp
+                        gx[i] += v
+            parallel_range(grad, n, 3 * g3.size, xp)
             gx = gx.reshape(self.x_shape)
+        ggamma, gbeta = ggamma.astype(gy.dtype), gbeta.astype(gy.dtype)
         if not self.has_affine:
             return gx
         return (gx, ggamma if self.needs_grad[1] else None) + ((gbeta if self.needs_grad[2] else None),)

@@ -15,6 +15,7 @@ import numpy as np
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from .im2col import col2im_add, pad_hw, windows
+from .parallel import parallel_range
 from .shapes import Padding, pair, window_geometry
 from .workspace import scratch
 
@@ -95,9 +96,13 @@ class Conv2dFn(Function):
         if self._is_pointwise():
             return xc.reshape(nb, g, c // g, h * w)        # (nb, G, C/G, H*W), a view
         t, b, l, r = self.pads
-        xpad = pad_hw(xc, self.pads, out=scratch("pad", (nb, c, h + t + b, w + l + r), xc.dtype, xp) if any(self.pads) else None)
+        padbuf = scratch("pad", (nb, c, h + t + b, w + l + r), xc.dtype, xp) if any(self.pads) else None
         cols = scratch("cols", (nb, c, kh, kw, oh, ow), xc.dtype, xp)
-        xp.copyto(cols, windows(xpad, self.k, self.stride, self.dilation, oh, ow))
+
+        def fill(a: int, z: int) -> None:
+            xpad = pad_hw(xc[a:z], self.pads, out=padbuf[a:z]) if padbuf is not None else xc[a:z]
+            xp.copyto(cols[a:z], windows(xpad, self.k, self.stride, self.dilation, oh, ow))
+        parallel_range(fill, nb, cols.size, xp)
         return cols.reshape(nb, g, c // g * kh * kw, oh * ow)  # (nb, G, C/G*kh*kw, oh*ow)
 
     def backward(self, gy):
@@ -122,11 +127,15 @@ class Conv2dFn(Function):
                 continue
             gcols = scratch("cols", (nb, g, wgt.shape[1], oh * ow), x.dtype, xp)
             xp.matmul(wgt, gy4[n0:n1], out=gcols)          # (nb, G, C/G*kh*kw, oh*ow)
-            gpad = gx[n0:n1] if not any(self.pads) else scratch("gpad", (nb, c, h + t + b, wd + l + r), x.dtype, xp)
-            gpad[...] = 0
-            col2im_add(gcols.reshape(nb, c, kh, kw, oh, ow), gpad, self.stride, self.dilation)
-            if any(self.pads):
-                gx[n0:n1] = gpad[:, :, t:t + h, l:l + wd]
+            gpad = scratch("gpad", (nb, c, h + t + b, wd + l + r), x.dtype, xp) if any(self.pads) else gx[n0:n1]
+            gcols6 = gcols.reshape(nb, c, kh, kw, oh, ow)  # (nb, C, kh, kw, oh, ow)
+
+            def scatter(a: int, z: int, gpad=gpad, gcols6=gcols6, n0=n0) -> None:
+                gpad[a:z] = 0
+                col2im_add(gcols6[a:z], gpad[a:z], self.stride, self.dilation)
+                if any(self.pads):
+                    gx[n0 + a:n0 + z] = gpad[a:z, :, t:t + h, l:l + wd]
+            parallel_range(scatter, nb, gcols.size, xp)
         gb = gy.reshape(n, o, -1).sum(axis=2).sum(axis=0) if self.has_bias and self.needs_grad[2] else None
         gw = gw.reshape(w.shape) if gw is not None else None
         return (gx, gw, gb) if self.has_bias else (gx, gw)

@@ -13,6 +13,7 @@ from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from .conv2d import check_float
 from .im2col import pad_hw, tap
+from .parallel import parallel_range
 from .shapes import Padding, check_4d, pair, window_geometry
 
 
@@ -45,7 +46,11 @@ class _WindowPool(Function):
 
 
 class MaxPool2dFn(_WindowPool):
-    """Window maximum; the gradient goes to the first maximal element of each window (PyTorch)."""
+    """Window maximum; the gradient goes to the first maximal element of each window (PyTorch).
+
+    Forward keeps, per output, the index of the winning tap (int8); backward routes gy there.
+    Work runs one sample at a time, samples split over threads.
+    """
 
     def forward(self, x):
         self._setup(x)
@@ -53,24 +58,51 @@ class MaxPool2dFn(_WindowPool):
         oh, ow = self.out_hw
         xpad = pad_hw(x, self.pads, value=-np.inf)
         taps = self._taps()
-        y = tap(xpad, *taps[0], self.stride, (1, 1), oh, ow).copy()
-        self.arg = xp.zeros(y.shape, dtype=np.int8 if len(taps) < 128 else np.int32)  # winning tap per output
-        better = xp.empty(y.shape, dtype=bool)
-        for t, (i, j) in enumerate(taps[1:], start=1):
-            xs = tap(xpad, i, j, self.stride, (1, 1), oh, ow)
-            xp.greater(xs, y, out=better)  # strict: on ties the earlier tap keeps the gradient
-            xp.copyto(self.arg, t, where=better)
-            xp.maximum(y, xs, out=y)
+        y = xp.empty((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype)
+        self.arg = xp.empty(y.shape, dtype=np.int8 if len(taps) < 128 else np.int32)  # winning tap per output
+
+        def run(a: int, z: int) -> None:
+            better = xp.empty(y.shape[1:], dtype=bool)
+            for n in range(a, z):
+                xn, yn, an = xpad[n:n + 1], y[n], self.arg[n]
+                yn[...] = tap(xn, *taps[0], self.stride, (1, 1), oh, ow)[0]
+                an[...] = 0
+                for t, (i, j) in enumerate(taps[1:], start=1):
+                    xs = tap(xn, i, j, self.stride, (1, 1), oh, ow)[0]
+                    xp.greater(xs, yn, out=better)  # strict: on ties the earlier tap keeps the gradient
+                    xp.copyto(an, t, where=better)
+                    xp.maximum(yn, xs, out=yn)
+        parallel_range(run, x.shape[0], xpad.size, xp)
         self.pad_shape = xpad.shape
         return y
 
     def backward(self, gy):
         xp = get_array_module(gy)
         oh, ow = self.out_hw
-        gpad = xp.zeros(self.pad_shape, dtype=gy.dtype)
-        for t, (i, j) in enumerate(self._taps()):
-            tap(gpad, i, j, self.stride, (1, 1), oh, ow)[...] += gy * (self.arg == t)
-        return self._crop(gpad)
+        (kh, kw), (sh, sw), (hp, wp) = self.k, self.stride, self.pad_shape[2:]
+        # windows that tile the padded input exactly: every pixel is written once, no zeroing or adding
+        tiles = (kh, kw) == (sh, sw) and (oh * sh, ow * sw) == (hp, wp)
+        padded = any(self.pads)
+        gx = xp.empty(self.x_shape, dtype=gy.dtype)
+
+        def run(a: int, z: int) -> None:
+            hit = xp.empty(gy.shape[1:], dtype=bool)
+            gpad = xp.empty((1,) + self.pad_shape[1:], dtype=gy.dtype) if padded else None
+            for n in range(a, z):
+                g = gpad if padded else gx[n:n + 1]
+                if not tiles:
+                    g[...] = 0
+                for t, (i, j) in enumerate(self._taps()):
+                    xp.equal(self.arg[n], t, out=hit)
+                    dst = tap(g, i, j, self.stride, (1, 1), oh, ow)[0]
+                    if tiles:
+                        xp.multiply(gy[n], hit, out=dst)
+                    else:
+                        dst += gy[n] * hit
+                if padded:
+                    gx[n] = self._crop(gpad)[0]
+        parallel_range(run, gy.shape[0], gx.size, xp)
+        return gx
 
 
 class AvgPool2dFn(_WindowPool):

@@ -1,0 +1,61 @@
+"""Split memory-bound array work over the CPU cores with plain threads.
+
+NumPy releases the GIL inside ufunc loops, copies and reductions, so threads that work on
+disjoint slices of a batch really run in parallel. BLAS already threads its own matmuls;
+this is for the elementwise parts (im2col copies, depthwise taps, pooling, batch norm).
+On the GPU (CuPy) everything runs in one piece: the device is already parallel.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+_num_threads = int(os.environ.get("MINICNN_NUM_THREADS", "0")) or _cpu_count()
+_pool: Optional[ThreadPoolExecutor] = None
+MIN_WORK = 1 << 16  # elements; below this a thread hand-off costs more than it saves
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used for the elementwise parts of the conv ops (default: the usable cores)."""
+    global _num_threads, _pool
+    if n < 1:
+        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    _num_threads = int(n)
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+
+
+def get_num_threads() -> int:
+    return _num_threads
+
+
+def parallel_range(fn: Callable[[int, int], Any], n: int, work: int, xp: Any = np) -> None:
+    """Call fn(start, stop) on contiguous pieces of range(n), one piece per thread.
+
+    `work` (total elements touched) decides whether threading is worth it. The pieces must
+    write to disjoint memory; the calling thread does the first piece itself.
+    """
+    global _pool
+    t = min(_num_threads, n) if xp is np and work >= MIN_WORK else 1
+    if t <= 1:
+        fn(0, n)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="minicnn")
+    bounds = [(n * i // t, n * (i + 1) // t) for i in range(t)]
+    futures = [_pool.submit(fn, a, b) for a, b in bounds[1:]]
+    fn(*bounds[0])
+    for f in futures:
+        f.result()  # re-raises a worker's exception here
