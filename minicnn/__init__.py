@@ -11,6 +11,7 @@ from .ops import (abs, cat, clip, concatenate, exp, flatten, log, matmul, maximu
                   transpose, where)
 from .random import manual_seed  # noqa: F401
 from .serialization import CheckpointError, load, save  # noqa: F401
-from . import data, nn, optim  # noqa: F401,E402
+from . import data, metrics, nn, optim, plots  # noqa: F401,E402
+from .gradcam import grad_cam  # noqa: F401,E402
 
 __version__ = "0.1.0"
