@@ -76,16 +76,26 @@ def test_grid_covers_every_value():
             assert sum(c[name] == v for c in CONV_GRID) >= 2, (name, v)
 
 
+@pytest.fixture
+def force_path(monkeypatch):
+    """force_path(True) sends stride-1 convs down the wide-row path, False down the strided one."""
+    mod = importlib.import_module("minicnn.conv.conv2d")  # the module, not the function it exports
+    return lambda wide: monkeypatch.setattr(mod, "WIDE_MIN_WORK", 0 if wide else 1 << 62)
+
+
 @pytest.mark.parametrize("c", CONV_GRID, ids=conv_id)
-def test_conv2d_matches_naive(c, rng):
+def test_conv2d_matches_naive(c, rng, force_path):
     arrays, kw = conv_case(c, rng)
-    check_vs_reference(lambda *t: conv2d(*t, **kw) if len(t) == 3 else conv2d(*t, None, **kw),
-                       lambda *t: conv2d_naive(*t, **kw) if len(t) == 3 else conv2d_naive(*t, None, **kw),
-                       arrays, rng)
+    for wide in (True, False):
+        force_path(wide)
+        check_vs_reference(lambda *t: conv2d(*t, **kw) if len(t) == 3 else conv2d(*t, None, **kw),
+                           lambda *t: conv2d_naive(*t, **kw) if len(t) == 3 else conv2d_naive(*t, None, **kw),
+                           arrays, rng)
 
 
 @pytest.mark.parametrize("c", CONV_GRID, ids=conv_id)
-def test_conv2d_gradcheck(c, rng):
+def test_conv2d_gradcheck(c, rng, force_path):
+    force_path(True)
     arrays, kw = conv_case(c, rng)
     if c["k"] >= 5:  # keep the finite-difference count down: fewer channels, same geometry
         arrays, kw = conv_case(c, rng, x_shape=(1, 4, 7, 6))
@@ -95,7 +105,9 @@ def test_conv2d_gradcheck(c, rng):
 
 @pytest.mark.parametrize("kw", [dict(stride=1, padding=1), dict(stride=2, padding="same"), dict(stride=(2, 1), padding=(0, 2)),
                                 dict(stride=1, padding=((0, 2), (1, 0)))])
-def test_conv2d_batch1_grayscale_odd(kw, rng):
+@pytest.mark.parametrize("wide", [True, False])
+def test_conv2d_batch1_grayscale_odd(kw, wide, rng, force_path):
+    force_path(wide)
     x, w, b = rng.standard_normal((1, 1, 9, 5)), rng.standard_normal((3, 1, 3, 2)), rng.standard_normal(3)
     check_vs_reference(lambda *t: conv2d(*t, **kw), lambda *t: conv2d_naive(*t, **kw), [x, w, b], rng)
 
@@ -213,3 +225,36 @@ def test_depthwise_equals_grouped_conv(rng):
     x, w, b = rng.standard_normal((2, 4, 9, 8)), rng.standard_normal((8, 1, 3, 3)), rng.standard_normal(8)
     np.testing.assert_allclose(depthwise_conv2d(x, w, b, stride=2, padding=1).data,
                                conv2d(x, w, b, stride=2, padding=1, groups=4).data, atol=1e-12)
+
+
+# ---- threads ---------------------------------------------------------------------------------
+def test_threaded_ops_match_single_thread(rng, monkeypatch):
+    """Ops split samples over threads; uneven splits (5 samples, 3 threads) must not change results."""
+    from minicnn.conv import batch_norm, max_pool2d, parallel
+    conv_mod = importlib.import_module("minicnn.conv.conv2d")
+    x = rng.standard_normal((5, 4, 9, 8))
+    w, dw, b = rng.standard_normal((6, 4, 3, 3)), rng.standard_normal((8, 1, 3, 3)), rng.standard_normal(6)
+    cases = [lambda t: conv2d(t, w, b, padding=1), lambda t: conv2d(t, w, b, stride=2, padding=1),
+             lambda t: depthwise_conv2d(t, dw, padding="same"), lambda t: depthwise_conv2d(t, dw, stride=2),
+             lambda t: max_pool2d(t, 2), lambda t: max_pool2d(t, 3, 1, "same"),
+             lambda t: batch_norm(t, np.zeros(4), np.ones(4), np.ones(4), np.zeros(4), training=True)]
+
+    def run_all():
+        out = []
+        for f in cases:
+            t = Tensor(x, requires_grad=True)
+            y = f(t)
+            y.backward(np.cos(np.arange(y.size)).reshape(y.shape))
+            out += [y.data, t.grad.data]
+        return out
+    monkeypatch.setattr(conv_mod, "WIDE_MIN_WORK", 0)
+    single = run_all()
+    monkeypatch.setattr(parallel, "MIN_WORK", 0)
+    monkeypatch.setattr(conv_mod, "THREAD_SAMPLES", True)
+    parallel.set_num_threads(3)
+    try:
+        threaded = run_all()
+    finally:
+        parallel.set_num_threads(parallel._cpu_count())
+    for a, b_ in zip(single, threaded):
+        np.testing.assert_allclose(a, b_, atol=1e-12)

@@ -10,6 +10,7 @@ from .naive import (adaptive_avg_pool2d_naive, avg_pool2d_naive, batch_norm_naiv
                     depthwise_conv2d_naive, im2col_naive, max_pool2d_naive)
 from .pooling import (AdaptiveAvgPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn, MaxPool2dFn, adaptive_avg_pool2d,
                       avg_pool2d, global_avg_pool2d, max_pool2d)
+from . import parallel  # noqa: F401
 from .shapes import same_padding
 
 __all__ = [

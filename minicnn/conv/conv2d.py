@@ -1,8 +1,11 @@
-"""2-D convolution (cross-correlation, like every framework) as im2col + one matmul per chunk.
+"""2-D convolution (cross-correlation, like every framework) as im2col + matmul.
 
-Forward, per chunk of samples: pad -> im2col into a reused buffer -> y = W @ cols.
-The chunk is sized so the column buffer stays in cache, and the matmul writes straight into
-the NCHW output (weight on the left), so no transpose of the output is ever needed.
+Three paths, same maths (y = W @ columns, the columns being every window of the input):
+- 1x1, stride 1, no padding: the input already is the column matrix, one matmul per sample.
+- stride 1 (the common 3x3 'same' case): the "wide row" layout of `wide.py`, per sample and
+  per band of positions, so the column matrix stays in cache and each copy is a long slice.
+- anything else: strided windows copied into a column buffer per chunk of samples.
+The weight is the left operand, so the matmul writes straight into the NCHW output.
 Backward rebuilds the columns from the saved input instead of keeping them: a 3x3 conv's
 columns are 9x the input, far too much memory to hold for every layer of a network.
 """
@@ -17,9 +20,13 @@ from ..backend import get_array_module
 from .im2col import col2im_add, pad_hw, windows
 from .parallel import parallel_range
 from .shapes import Padding, pair, window_geometry
+from .wide import WideLayout
 from .workspace import scratch
 
-CHUNK_BYTES = 4 << 20  # target size of one chunk's column buffer (fits in L2/L3)
+CHUNK_BYTES = 4 << 20  # strided path: column buffer per chunk of samples
+BAND_BYTES = 4 << 20   # wide path: column buffer per band of positions
+WIDE_MIN_WORK = 1 << 16  # columns per sample below which batching samples (strided path) is faster
+THREAD_SAMPLES = False  # wide path: split samples over threads (each calling BLAS) instead of letting BLAS thread
 
 
 def check_float(who: str, **arrays: Any) -> None:
@@ -67,22 +74,130 @@ class Conv2dFn(Function):
         self._check(x, w, b)
         k = (w.shape[2], w.shape[3])
         self.pads, oh, ow = window_geometry(x.shape, k, self.stride, self.padding, self.dilation, self.who)
-        xp = get_array_module(x)
         n, o, g = x.shape[0], w.shape[0], self.groups
         self.x, self.w, self.has_bias, self.k, self.out_hw = x, w, b is not None, k, (oh, ow)
         wg = w.reshape(g, o // g, -1)                      # (G, O/G, C/G*kh*kw)
-        y = xp.empty((n, o, oh, ow), dtype=x.dtype)
-        y4 = y.reshape(n, g, o // g, oh * ow)              # (N, G, O/G, oh*ow)
-        for n0, n1 in self._chunks():
-            xp.matmul(wg, self._cols(x[n0:n1]), out=y4[n0:n1])
+        if self._is_pointwise():
+            y = get_array_module(x).matmul(wg, x.reshape(n, g, -1, oh * ow)).reshape(n, o, oh, ow)
+        elif self._use_wide():
+            y = self._forward_wide(x, wg)
+        else:
+            y = self._forward_strided(x, wg)
         if b is not None:
             y += b.reshape(1, o, 1, 1)
         return y
+
+    def backward(self, gy):
+        need_x, need_w = self.needs_grad[0], self.needs_grad[1]
+        if self._is_pointwise():
+            gx, gw = self._backward_pointwise(gy, need_x, need_w)
+        elif self._use_wide():
+            gx, gw = self._backward_wide(gy, need_x, need_w)
+        else:
+            gx, gw = self._backward_strided(gy, need_x, need_w)
+        n, o = gy.shape[:2]
+        gb = gy.reshape(n, o, -1).sum(axis=2).sum(axis=0) if self.has_bias and self.needs_grad[2] else None
+        gw = gw.reshape(self.w.shape) if gw is not None else None
+        return (gx, gw, gb) if self.has_bias else (gx, gw)
 
     def _is_pointwise(self) -> bool:
         """A 1x1, stride-1, unpadded conv needs no im2col: the input already is the column matrix."""
         return self.k == (1, 1) and self.stride == (1, 1) and not any(self.pads)
 
+    def _use_wide(self) -> bool:
+        """Wide rows for stride 1, unless a sample is so small that per-sample calls would dominate."""
+        n, c, _, _, taps = self._shapes()
+        return self.stride == (1, 1) and c * taps * self.out_hw[0] * self.out_hw[1] >= WIDE_MIN_WORK
+
+    def _shapes(self) -> tuple:
+        """(N, C, O, G, taps) of this call."""
+        n, c = self.x.shape[:2]
+        return n, c, self.w.shape[0], self.groups, self.k[0] * self.k[1]
+
+    # ---- 1x1 --------------------------------------------------------------------------------
+    def _backward_pointwise(self, gy, need_x, need_w):
+        xp = get_array_module(gy)
+        n, c, o, g, _ = self._shapes()
+        x4 = self.x.reshape(n, g, c // g, -1)              # (N, G, C/G, H*W)
+        gy4 = gy.reshape(n, g, o // g, -1)                 # (N, G, O/G, H*W)
+        gw = xp.matmul(gy4, x4.swapaxes(2, 3)).sum(axis=0) if need_w else None  # (G, O/G, C/G)
+        gx = None
+        if need_x:
+            gx = xp.matmul(self.w.reshape(g, o // g, c // g).swapaxes(1, 2), gy4).reshape(self.x.shape)
+        return gx, gw
+
+    # ---- stride 1: wide rows ----------------------------------------------------------------
+    def _wide(self) -> tuple:
+        lay = WideLayout(self.x.shape, self.k, self.dilation, self.pads, self.out_hw)
+        n, c, o, g, taps = self._shapes()
+        return lay, lay.bands(c * taps * self.x.itemsize, BAND_BYTES)
+
+    def _samples(self, run, n: int, work: int) -> None:
+        if THREAD_SAMPLES:
+            parallel_range(run, n, work, get_array_module(self.x))
+        else:
+            run(0, n)
+
+    def _forward_wide(self, x, wg):
+        xp = get_array_module(x)
+        lay, bands = self._wide()
+        n, c, o, g, taps = self._shapes()
+        y = xp.empty((n, o) + self.out_hw, dtype=x.dtype)
+        band = max(p1 - p0 for p0, p1 in bands)
+
+        def run(a: int, z: int) -> None:
+            flat = lay.new_plane_buffer(xp, c, x.dtype)    # (C, Hq*Wp)
+            cols = xp.empty((c, taps, band), dtype=x.dtype)
+            yw = xp.empty((g, o // g, lay.span), dtype=x.dtype)
+            for i in range(a, z):
+                lay.pad_into(x[i], flat)
+                for p0, p1 in bands:
+                    cv = lay.fill_taps(flat, cols[:, :, :p1 - p0], p0, p1)  # (C, T, band)
+                    xp.matmul(wg, cv.reshape(g, -1, p1 - p0), out=yw[:, :, p0:p1])
+                y[i] = lay.crop(yw.reshape(o, -1))
+        self._samples(run, n, y.size * taps)
+        return y
+
+    def _backward_wide(self, gy, need_x, need_w):
+        xp = get_array_module(gy)
+        lay, bands = self._wide()
+        n, c, o, g, taps = self._shapes()
+        x, dt = self.x, gy.dtype
+        wgt = self.w.reshape(g, o // g, -1).swapaxes(1, 2)  # (G, C/G*T, O/G)
+        gx = xp.empty_like(x) if need_x else None
+        band = max(p1 - p0 for p0, p1 in bands)
+        partial_gw: list = []
+
+        def run(a: int, z: int) -> None:
+            flat = lay.new_plane_buffer(xp, c, dt) if need_w else None
+            gflat = xp.empty((c, lay.hq * lay.wp), dtype=dt) if need_x else None
+            cols = xp.empty((c, taps, band), dtype=dt)
+            gyw = xp.zeros((o, lay.span), dtype=dt)        # gy in wide layout; garbage columns stay 0
+            gw = xp.zeros((g, o // g, c // g * taps), dtype=dt) if need_w else None
+            for i in range(a, z):
+                lay.crop(gyw)[...] = gy[i]
+                if need_w:
+                    lay.pad_into(x[i], flat)
+                if need_x:
+                    gflat[...] = 0
+                for p0, p1 in bands:
+                    k = p1 - p0
+                    cv = cols[:, :, :k]                    # (C, T, band)
+                    gyb = gyw[:, p0:p1].reshape(g, o // g, k)
+                    if need_w:  # gw += gy_band @ columns_band^T
+                        lay.fill_taps(flat, cv, p0, p1)
+                        gw += xp.matmul(gyb, cv.reshape(g, -1, k).swapaxes(1, 2))
+                    if need_x:  # column gradients, then add each tap back where it read
+                        xp.matmul(wgt, gyb, out=cv.reshape(g, -1, k))
+                        lay.add_taps(cv, gflat, p0, p1)
+                if need_x:
+                    gx[i] = lay.interior(gflat)
+            if need_w:
+                partial_gw.append(gw)
+        self._samples(run, n, gy.size * taps * 2)
+        return gx, (sum(partial_gw[1:], partial_gw[0]) if need_w else None)
+
+    # ---- any stride: strided windows ---------------------------------------------------------
     def _chunks(self) -> list[tuple[int, int]]:
         n, c = self.x.shape[:2]
         per = c * self.k[0] * self.k[1] * self.out_hw[0] * self.out_hw[1] * self.x.itemsize
@@ -93,8 +208,6 @@ class Conv2dFn(Function):
         xp = get_array_module(xc)
         nb, c, h, w = xc.shape
         (kh, kw), (oh, ow), g = self.k, self.out_hw, self.groups
-        if self._is_pointwise():
-            return xc.reshape(nb, g, c // g, h * w)        # (nb, G, C/G, H*W), a view
         t, b, l, r = self.pads
         padbuf = scratch("pad", (nb, c, h + t + b, w + l + r), xc.dtype, xp) if any(self.pads) else None
         cols = scratch("cols", (nb, c, kh, kw, oh, ow), xc.dtype, xp)
@@ -105,25 +218,33 @@ class Conv2dFn(Function):
         parallel_range(fill, nb, cols.size, xp)
         return cols.reshape(nb, g, c // g * kh * kw, oh * ow)  # (nb, G, C/G*kh*kw, oh*ow)
 
-    def backward(self, gy):
+    def _forward_strided(self, x, wg):
+        xp = get_array_module(x)
+        n, c, o, g, _ = self._shapes()
+        oh, ow = self.out_hw
+        y = xp.empty((n, o, oh, ow), dtype=x.dtype)
+        y4 = y.reshape(n, g, o // g, oh * ow)              # (N, G, O/G, oh*ow)
+        for n0, n1 in self._chunks():
+            xp.matmul(wg, self._cols(x[n0:n1]), out=y4[n0:n1])
+        return y
+
+    def _backward_strided(self, gy, need_x, need_w):
         xp = get_array_module(gy)
-        x, w, g = self.x, self.w, self.groups
-        n, c, h, wd = x.shape
-        o, (kh, kw), (oh, ow) = w.shape[0], self.k, self.out_hw
+        x, w = self.x, self.w
+        n, c, o, g, _ = self._shapes()
+        _, _, h, wd = x.shape
+        (kh, kw), (oh, ow) = self.k, self.out_hw
         gy4 = gy.reshape(n, g, o // g, oh * ow)            # (N, G, O/G, oh*ow)
         wgt = w.reshape(g, o // g, -1).swapaxes(1, 2)      # (G, C/G*kh*kw, O/G)
-        gw = xp.zeros((g, o // g, wgt.shape[1]), dtype=w.dtype) if self.needs_grad[1] else None
-        gx = xp.empty_like(x) if self.needs_grad[0] else None
+        gw = xp.zeros((g, o // g, wgt.shape[1]), dtype=w.dtype) if need_w else None
+        gx = xp.empty_like(x) if need_x else None
         t, b, l, r = self.pads
         for n0, n1 in self._chunks():
             nb = n1 - n0
-            if gw is not None:
+            if need_w:
                 cols = self._cols(x[n0:n1])
                 gw += xp.matmul(gy4[n0:n1], cols.swapaxes(2, 3)).sum(axis=0)  # (nb, G, O/G, K) -> (G, O/G, K)
-            if gx is None:
-                continue
-            if self._is_pointwise():
-                xp.matmul(wgt, gy4[n0:n1], out=gx[n0:n1].reshape(nb, g, c // g, h * wd))
+            if not need_x:
                 continue
             gcols = scratch("cols", (nb, g, wgt.shape[1], oh * ow), x.dtype, xp)
             xp.matmul(wgt, gy4[n0:n1], out=gcols)          # (nb, G, C/G*kh*kw, oh*ow)
@@ -136,9 +257,7 @@ class Conv2dFn(Function):
                 if any(self.pads):
                     gx[n0 + a:n0 + z] = gpad[a:z, :, t:t + h, l:l + wd]
             parallel_range(scatter, nb, gcols.size, xp)
-        gb = gy.reshape(n, o, -1).sum(axis=2).sum(axis=0) if self.has_bias and self.needs_grad[2] else None
-        gw = gw.reshape(w.shape) if gw is not None else None
-        return (gx, gw, gb) if self.has_bias else (gx, gw)
+        return gx, gw
 
 
 def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Padding = 0, dilation: Any = 1,

@@ -1,13 +1,16 @@
 """Depthwise convolution as its own op: each input channel is filtered by its own m kernels.
 
-Not im2col over groups (a C-fold bigger column matrix for a handful of multiply-adds):
-the output is a sum over the kh*kw kernel taps of (shifted input) * (per-channel tap weight).
-Work goes one sample at a time (so the temporaries stay in cache), samples split over threads.
+Not im2col over groups (one big matmul that is ~C times mostly zeros): per sample and per
+block of channels, the kh*kw taps of each channel are copied into a small (T, S) matrix that
+stays in cache, and a batched matmul (one tiny product per channel) sums them with the
+channel's weights. Samples are split over threads.
 
 Stride 1 uses the "wide row" trick: in a padded plane flattened to 1-D with row pitch Wp,
-the pixel a tap (i, j) reads for output (y, x) sits at a fixed offset i*d*Wp + j*d from
-y*Wp + x. So each tap is one contiguous slice of the flat plane, computed for all oh*Wp
+the pixel that tap (i, j) reads for output (y, x) sits at a fixed offset i*d*Wp + j*d from
+y*Wp + x, so each tap is one contiguous slice of the flat plane, computed for all oh*Wp
 positions; the Wp - ow columns that wrap around a row edge are garbage and cropped off.
+The input gradient is then the same kind of sum with the offsets negated (a "full"
+correlation of the output gradient with the kernel).
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from .conv2d import check_float, conv2d
 from .im2col import pad_hw, tap
 from .parallel import parallel_range
 from .shapes import Padding, pair, window_geometry
+
+BLOCK_BYTES = 1 << 20  # per-thread tap matrix: small enough to stay in L2
 
 
 class DepthwiseConv2dFn(Function):
@@ -42,39 +47,44 @@ class DepthwiseConv2dFn(Function):
         check_float(who, input=x, weight=w, bias=b)
 
     # ---- layout -------------------------------------------------------------------------
-    def _layout(self, x: Any, w: Any) -> None:
+    def _layout(self, x: Any) -> None:
         """Pad x into a buffer with one spare zero row per plane (the wide reads of the last
-        taps run up to kw-1 pixels past the plane) and record the tap offsets."""
+        taps run up to (kw-1)*d pixels past the plane), record tap offsets and block size."""
         xp = get_array_module(x)
         n, c, h, wd = x.shape
         t, b, l, r = self.pads
         hp, wp = h + t + b, wd + l + r
-        (kh, kw), (dh, dw) = self.k, self.dilation
+        (kh, kw), (dh, dw), (oh, ow) = self.k, self.dilation, self.out_hw
         self.wide = self.stride == (1, 1)
         spare = 1 if self.wide and kw > 1 else 0
         self.buf_shape = (n, c, hp + spare, wp)
-        xbuf = xp.zeros(self.buf_shape, dtype=x.dtype) if spare or any(self.pads) else None
-        if xbuf is None:
-            self.xbuf = x
+        if spare or any(self.pads):
+            self.xbuf = xp.zeros(self.buf_shape, dtype=x.dtype)
+            pad_hw(x, self.pads, out=self.xbuf[:, :, :hp])
         else:
-            pad_hw(x, self.pads, out=xbuf[:, :, :hp])
-            self.xbuf = xbuf
-        self.offsets = [i * dh * wp + j * dw for i in range(kh) for j in range(kw)]
+            self.xbuf = x
+        self.taps = [(i, j) for i in range(kh) for j in range(kw)]
+        self.offsets = [i * dh * wp + j * dw for i, j in self.taps]
+        self.span = oh * wp if self.wide else oh * ow      # columns of one channel's tap matrix
+        per_channel = len(self.taps) * self.m * max(self.span, h * wp) * x.itemsize
+        self.cb = max(1, min(c, BLOCK_BYTES // per_channel))  # channels per block
 
-    def _taps(self, buf: Any, n: int) -> list:
-        """The input each tap reads for sample n: (C, oh*Wp) slices if wide, else (C, oh, ow) views."""
+    def _fill_taps(self, planes: Any, cols: Any) -> Any:
+        """planes (cb, Hq, Wp) -> cols (cb, T, span): row t = what tap t reads at every output."""
+        cb = planes.shape[0]
         oh, ow = self.out_hw
         if self.wide:
-            _, c, hq, wp = buf.shape
-            flat = buf[n].reshape(c, hq * wp)              # (C, Hq*Wp)
-            return [flat[:, o:o + oh * wp] for o in self.offsets]
-        kh, kw = self.k
-        return [tap(buf[n:n + 1], i, j, self.stride, self.dilation, oh, ow)[0] for i in range(kh) for j in range(kw)]
+            flat = planes.reshape(cb, -1)                  # (cb, Hq*Wp)
+            for t, o in enumerate(self.offsets):
+                cols[:, t] = flat[:, o:o + self.span]
+        else:
+            for t, (i, j) in enumerate(self.taps):
+                cols[:, t].reshape(cb, oh, ow)[...] = tap(planes[None], i, j, self.stride, self.dilation, oh, ow)[0]
+        return cols
 
-    def _span(self) -> tuple:
-        """Trailing shape of one channel's output as computed: (oh*Wp,) wide, else (oh, ow)."""
-        oh, ow = self.out_hw
-        return (oh * self.buf_shape[3],) if self.wide else (oh, ow)
+    def _blocks(self) -> list[tuple[int, int]]:
+        c = self.x_shape[1]
+        return [(c0, min(c0 + self.cb, c)) for c0 in range(0, c, self.cb)]
 
     # ---- forward ------------------------------------------------------------------------
     def forward(self, x, w, b=None):
@@ -83,26 +93,21 @@ class DepthwiseConv2dFn(Function):
         self.pads, oh, ow = window_geometry(x.shape, self.k, self.stride, self.padding, self.dilation, self.who)
         xp = get_array_module(x)
         n, c = x.shape[:2]
-        m = w.shape[0] // c
+        self.m = m = w.shape[0] // c
         self.out_hw, self.x_shape, self.w, self.has_bias = (oh, ow), x.shape, w, b is not None
-        self._layout(x, w)
-        span = self._span()
-        extra = (1,) * len(span)
-        w3 = w.reshape(c, m, -1)                           # (C, m, kh*kw)
+        self._layout(x)
+        w3 = w.reshape(c, m, -1)                           # (C, m, T)
         y = xp.empty((n, c, m, oh, ow), dtype=x.dtype)
 
         def run(a: int, z: int) -> None:
-            acc = xp.empty((c, m) + span, dtype=x.dtype)  # this thread's accumulator and temporary
-            tmp = xp.empty_like(acc)
+            cols = xp.empty((self.cb, len(self.taps), self.span), dtype=x.dtype)
+            out = xp.empty((self.cb, m, self.span), dtype=x.dtype)
             for i in range(a, z):
-                for t, xs in enumerate(self._taps(self.xbuf, i)):
-                    xs = xs.reshape((c, 1) + span)         # (C, 1, *span) broadcast over m
-                    wt = w3[:, :, t].reshape((c, m) + extra)
-                    xp.multiply(xs, wt, out=acc if t == 0 else tmp)
-                    if t:
-                        acc += tmp
-                y[i] = acc.reshape(c, m, oh, -1)[..., :ow]  # crop the wrap-around columns
-        parallel_range(run, n, y.size * len(self.offsets), xp)
+                for c0, c1 in self._blocks():
+                    k = c1 - c0
+                    xp.matmul(w3[c0:c1], self._fill_taps(self.xbuf[i, c0:c1], cols[:k]), out=out[:k])
+                    y[i, c0:c1] = out[:k].reshape(k, m, oh, -1)[..., :ow]  # crop wrap-around columns
+        parallel_range(run, n, y.size * len(self.taps), xp)
         y = y.reshape(n, c * m, oh, ow)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
@@ -112,40 +117,53 @@ class DepthwiseConv2dFn(Function):
     def backward(self, gy):
         xp = get_array_module(gy)
         n, c, h, wd = self.x_shape
-        (oh, ow), span = self.out_hw, self._span()
-        m = self.w.shape[0] // c
-        w3 = self.w.reshape(c, m, -1)                      # (C, m, kh*kw)
+        (oh, ow), m, ntap, span = self.out_hw, self.m, len(self.taps), self.span
+        t_, _, l_, _ = self.pads
+        wp = self.buf_shape[3]
+        w3 = self.w.reshape(c, m, ntap)                    # (C, m, T)
         gy5 = gy.reshape(n, c, m, oh, ow)                  # (N, C, m, oh, ow)
         need_x, need_w = self.needs_grad[0], self.needs_grad[1]
         gx = xp.empty(self.x_shape, dtype=gy.dtype) if need_x else None
+        lead = max(self.offsets)                           # zeros in front of gy for the negated offsets
         partial_gw: list = []
-        t_, _, l_, _ = self.pads
-        sp = "pq"[:len(span)]                              # einsum letters for the spatial axes
 
         def run(a: int, z: int) -> None:
-            gyw = xp.zeros((c, m) + span, dtype=gy.dtype)  # gy laid out like the forward's accumulator
-            tmp = xp.empty((c,) + span, dtype=gy.dtype)
-            gbuf = xp.empty((1,) + self.buf_shape[1:], dtype=gy.dtype) if need_x else None
-            gw = xp.zeros((c, m, len(self.offsets)), dtype=gy.dtype) if need_w else None
+            cb = self.cb
+            cols = xp.empty((cb, m * ntap, max(span, h * wp)), dtype=gy.dtype)
+            # gy in the forward's column layout, behind `lead` zeros; wrap-around columns stay zero
+            gext = xp.zeros((cb, m, lead + self.buf_shape[2] * wp), dtype=gy.dtype) if self.wide else None
+            gxrows = xp.empty((cb, 1, h * wp), dtype=gy.dtype)
+            gbuf = xp.empty((cb,) + self.buf_shape[2:], dtype=gy.dtype) if not self.wide else None
+            gw = xp.zeros((c, m, ntap), dtype=gy.dtype) if need_w else None
             for i in range(a, z):
-                gyw.reshape(c, m, oh, -1)[..., :ow] = gy5[i]   # wrap-around columns stay zero
-                if gbuf is not None:
-                    gbuf[...] = 0
-                for t, (xs, gs) in enumerate(zip(self._taps(self.xbuf, i),
-                                                 self._taps(gbuf, 0) if gbuf is not None else [None] * len(self.offsets))):
-                    if gw is not None:
-                        gw[:, :, t] += xp.einsum(f"cm{sp},c{sp}->cm", gyw, xs)
-                    if gs is not None:  # overlapping taps add into the same pixels
-                        if m == 1:
-                            xp.multiply(gyw[:, 0], w3[:, 0, t].reshape((c,) + (1,) * len(span)), out=tmp)
-                        else:
-                            xp.einsum(f"cm{sp},cm->c{sp}", gyw, w3[:, :, t], out=tmp)
-                        gs += tmp
-                if gbuf is not None:
-                    gx[i] = gbuf[0, :, t_:t_ + h, l_:l_ + wd]
+                for c0, c1 in self._blocks():
+                    k = c1 - c0
+                    if self.wide:
+                        gcol = gext[:k, :, lead:lead + span]   # (k, m, oh*Wp)
+                        gcol.reshape(k, m, oh, wp)[..., :ow] = gy5[i, c0:c1]
+                    else:
+                        gcol = gy5[i, c0:c1].reshape(k, m, span)
+                    if gw is not None:  # gw[c] += gy_c (m, S) @ taps_c (S, T)
+                        taps = self._fill_taps(self.xbuf[i, c0:c1], cols[:k, :ntap, :span])
+                        gw[c0:c1] += xp.matmul(gcol, taps.swapaxes(1, 2))
+                    if gx is None:
+                        continue
+                    if self.wide:  # gx[q] = sum_t w_t * gy[q - offset_t], over the rows that hold real pixels
+                        rows = cols[:k, :, :h * wp].reshape(k, m, ntap, h * wp)
+                        for t, o in enumerate(self.offsets):
+                            start = lead - o + t_ * wp
+                            rows[:, :, t] = gext[:k, :, start:start + h * wp]
+                        xp.matmul(w3[c0:c1].reshape(k, 1, m * ntap), rows.reshape(k, m * ntap, h * wp), out=gxrows[:k])
+                        gx[i, c0:c1] = gxrows[:k].reshape(k, h, wp)[:, :, l_:l_ + wd]
+                    else:  # strided: add each tap's share back onto the pixels it read
+                        gbuf[:k] = 0
+                        for t, (ti, tj) in enumerate(self.taps):
+                            share = xp.einsum("kmp,km->kp", gcol, w3[c0:c1, :, t]).reshape(k, oh, ow)
+                            tap(gbuf[None, :k], ti, tj, self.stride, self.dilation, oh, ow)[0] += share
+                        gx[i, c0:c1] = gbuf[:k, t_:t_ + h, l_:l_ + wd]
             if gw is not None:
                 partial_gw.append(gw)
-        parallel_range(run, n, gy.size * len(self.offsets), xp)
+        parallel_range(run, n, gy.size * ntap * 2, xp)
         gw = sum(partial_gw[1:], partial_gw[0]).reshape(self.w.shape) if need_w else None
         gb = gy.reshape(n, c * m, -1).sum(axis=2).sum(axis=0) if self.has_bias and self.needs_grad[2] else None
         return (gx, gw, gb) if self.has_bias else (gx, gw)
