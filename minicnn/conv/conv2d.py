@@ -159,39 +159,37 @@ class Conv2dFn(Function):
         return y
 
     def _backward_wide(self, gy, need_x, need_w):
+        """gw = sum over bands of gy @ columns^T; gx = a "full" conv of gy with the transposed
+        kernel (negated tap offsets), so both are matmuls over long-slice column matrices."""
         xp = get_array_module(gy)
         lay, bands = self._wide()
         n, c, o, g, taps = self._shapes()
         x, dt = self.x, gy.dtype
-        wgt = self.w.reshape(g, o // g, -1).swapaxes(1, 2)  # (G, C/G*T, O/G)
+        # (G, C/G, O/G*T): weight[o, c, t] regrouped so input channels are the rows
+        wflip = self.w.reshape(g, o // g, c // g, taps).transpose(0, 2, 1, 3).reshape(g, c // g, -1)
+        gbands = lay.bands(o * taps * x.itemsize, BAND_BYTES, lay.h * lay.wp)
         gx = xp.empty_like(x) if need_x else None
-        band = max(p1 - p0 for p0, p1 in bands)
+        width = max(p1 - p0 for p0, p1 in bands + gbands)
         partial_gw: list = []
 
         def run(a: int, z: int) -> None:
             flat = lay.new_plane_buffer(xp, c, dt) if need_w else None
-            gflat = xp.empty((c, lay.hq * lay.wp), dtype=dt) if need_x else None
-            cols = xp.empty((c, taps, band), dtype=dt)
-            gyw = xp.zeros((o, lay.span), dtype=dt)        # gy in wide layout; garbage columns stay 0
+            gext = lay.new_grad_buffer(xp, o, dt)          # (O, lead + Hq*Wp)
+            cols = xp.empty((max(c, o), taps, width), dtype=dt)
+            rows = xp.empty((g, c // g, lay.h * lay.wp), dtype=dt) if need_x else None
             gw = xp.zeros((g, o // g, c // g * taps), dtype=dt) if need_w else None
             for i in range(a, z):
-                lay.crop(gyw)[...] = gy[i]
-                if need_w:
+                gyw = lay.spread_grad(gy[i], gext)         # (O, oh*Wp)
+                if need_w:  # gw += gy_band @ columns_band^T
                     lay.pad_into(x[i], flat)
+                    for p0, p1 in bands:
+                        cv = lay.fill_taps(flat, cols[:c, :, :p1 - p0], p0, p1)  # (C, T, band)
+                        gw += xp.matmul(gyw[:, p0:p1].reshape(g, o // g, -1), cv.reshape(g, -1, p1 - p0).swapaxes(1, 2))
                 if need_x:
-                    gflat[...] = 0
-                for p0, p1 in bands:
-                    k = p1 - p0
-                    cv = cols[:, :, :k]                    # (C, T, band)
-                    gyb = gyw[:, p0:p1].reshape(g, o // g, k)
-                    if need_w:  # gw += gy_band @ columns_band^T
-                        lay.fill_taps(flat, cv, p0, p1)
-                        gw += xp.matmul(gyb, cv.reshape(g, -1, k).swapaxes(1, 2))
-                    if need_x:  # column gradients, then add each tap back where it read
-                        xp.matmul(wgt, gyb, out=cv.reshape(g, -1, k))
-                        lay.add_taps(cv, gflat, p0, p1)
-                if need_x:
-                    gx[i] = lay.interior(gflat)
+                    for p0, p1 in gbands:
+                        cv = lay.fill_taps_flipped(gext, cols[:o, :, :p1 - p0], p0, p1)  # (O, T, band)
+                        xp.matmul(wflip, cv.reshape(g, -1, p1 - p0), out=rows[:, :, p0:p1])
+                    gx[i] = lay.crop_grad(rows.reshape(c, -1))
             if need_w:
                 partial_gw.append(gw)
         self._samples(run, n, gy.size * taps * 2)

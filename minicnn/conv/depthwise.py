@@ -19,7 +19,7 @@ from typing import Any
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
 from .conv2d import check_float, conv2d
-from .im2col import pad_hw, tap
+from .im2col import tap
 from .parallel import parallel_range
 from .shapes import Padding, pair, window_geometry
 
@@ -48,9 +48,8 @@ class DepthwiseConv2dFn(Function):
 
     # ---- layout -------------------------------------------------------------------------
     def _layout(self, x: Any) -> None:
-        """Pad x into a buffer with one spare zero row per plane (the wide reads of the last
-        taps run up to (kw-1)*d pixels past the plane), record tap offsets and block size."""
-        xp = get_array_module(x)
+        """Padded-plane geometry (one spare zero row under each plane: the wide reads of the
+        last taps run up to (kw-1)*d pixels past it), tap offsets and channel block size."""
         n, c, h, wd = x.shape
         t, b, l, r = self.pads
         hp, wp = h + t + b, wd + l + r
@@ -58,16 +57,19 @@ class DepthwiseConv2dFn(Function):
         self.wide = self.stride == (1, 1)
         spare = 1 if self.wide and kw > 1 else 0
         self.buf_shape = (n, c, hp + spare, wp)
-        if spare or any(self.pads):
-            self.xbuf = xp.zeros(self.buf_shape, dtype=x.dtype)
-            pad_hw(x, self.pads, out=self.xbuf[:, :, :hp])
-        else:
-            self.xbuf = x
+        self.x = x
         self.taps = [(i, j) for i in range(kh) for j in range(kw)]
         self.offsets = [i * dh * wp + j * dw for i, j in self.taps]
         self.span = oh * wp if self.wide else oh * ow      # columns of one channel's tap matrix
         per_channel = len(self.taps) * self.m * max(self.span, h * wp) * x.itemsize
         self.cb = max(1, min(c, BLOCK_BYTES // per_channel))  # channels per block
+
+    def _padded(self, i: int, planes: Any) -> Any:
+        """Sample i's planes copied into the interior of a zero-bordered (C, Hq, Wp) buffer."""
+        t, l = self.pads[0], self.pads[2]
+        h, w = self.x_shape[2:]
+        planes[:, t:t + h, l:l + w] = self.x[i]
+        return planes
 
     def _fill_taps(self, planes: Any, cols: Any) -> Any:
         """planes (cb, Hq, Wp) -> cols (cb, T, span): row t = what tap t reads at every output."""
@@ -102,10 +104,12 @@ class DepthwiseConv2dFn(Function):
         def run(a: int, z: int) -> None:
             cols = xp.empty((self.cb, len(self.taps), self.span), dtype=x.dtype)
             out = xp.empty((self.cb, m, self.span), dtype=x.dtype)
+            planes = xp.zeros(self.buf_shape[1:], dtype=x.dtype)
             for i in range(a, z):
+                self._padded(i, planes)
                 for c0, c1 in self._blocks():
                     k = c1 - c0
-                    xp.matmul(w3[c0:c1], self._fill_taps(self.xbuf[i, c0:c1], cols[:k]), out=out[:k])
+                    xp.matmul(w3[c0:c1], self._fill_taps(planes[c0:c1], cols[:k]), out=out[:k])
                     y[i, c0:c1] = out[:k].reshape(k, m, oh, -1)[..., :ow]  # crop wrap-around columns
         parallel_range(run, n, y.size * len(self.taps), xp)
         y = y.reshape(n, c * m, oh, ow)
@@ -135,7 +139,10 @@ class DepthwiseConv2dFn(Function):
             gxrows = xp.empty((cb, 1, h * wp), dtype=gy.dtype)
             gbuf = xp.empty((cb,) + self.buf_shape[2:], dtype=gy.dtype) if not self.wide else None
             gw = xp.zeros((c, m, ntap), dtype=gy.dtype) if need_w else None
+            planes = xp.zeros(self.buf_shape[1:], dtype=gy.dtype) if need_w else None
             for i in range(a, z):
+                if need_w:
+                    self._padded(i, planes)
                 for c0, c1 in self._blocks():
                     k = c1 - c0
                     if self.wide:
@@ -144,7 +151,7 @@ class DepthwiseConv2dFn(Function):
                     else:
                         gcol = gy5[i, c0:c1].reshape(k, m, span)
                     if gw is not None:  # gw[c] += gy_c (m, S) @ taps_c (S, T)
-                        taps = self._fill_taps(self.xbuf[i, c0:c1], cols[:k, :ntap, :span])
+                        taps = self._fill_taps(planes[c0:c1], cols[:k, :ntap, :span])
                         gw[c0:c1] += xp.matmul(gcol, taps.swapaxes(1, 2))
                     if gx is None:
                         continue

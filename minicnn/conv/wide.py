@@ -62,7 +62,36 @@ class WideLayout:
             flat[:, o + p0:o + p1] += cols[:, t]
         return flat
 
-    def bands(self, bytes_per_position: int, budget: int) -> list[tuple[int, int]]:
-        """Split the wide positions [0, oh*Wp) into pieces whose column matrix fits `budget` bytes."""
+    # ---- the input gradient as a correlation with negated offsets ----------------------------
+    @property
+    def lead(self) -> int:
+        """Zeros in front of the wide output gradient, so that q - offset_t never goes below 0."""
+        return max(self.offsets)
+
+    def new_grad_buffer(self, xp: Any, c: int, dtype: Any) -> Any:
+        """Zeroed (c, lead + Hq*Wp) buffer for the wide output gradient (spread_grad fills it)."""
+        return xp.zeros((c, self.lead + self.hq * self.wp), dtype=dtype)
+
+    def spread_grad(self, g: Any, gext: Any) -> Any:
+        """Write one sample's output gradient (c, oh, ow) into gext; garbage columns stay 0."""
+        self.crop(gext[:, self.lead:self.lead + self.span])[...] = g
+        return gext[:, self.lead:self.lead + self.span]      # (c, oh*Wp) view, wide layout
+
+    def fill_taps_flipped(self, gext: Any, cols: Any, p0: int, p1: int) -> Any:
+        """cols (c, T, p1-p0) <- gext shifted by -offset_t, for positions [p0, p1) of the H*Wp
+        band of rows that hold real pixels: then gx = sum_t W_t^T @ cols[:, t] (a "full" conv)."""
+        base = self.lead + self.pads[0] * self.wp
+        for t, o in enumerate(self.offsets):
+            cols[:, t] = gext[:, base - o + p0:base - o + p1]
+        return cols
+
+    def crop_grad(self, rows: Any) -> Any:
+        """(c, H*Wp) gradient rows -> (c, H, W) real pixels, a view."""
+        l = self.pads[2]
+        return rows.reshape(-1, self.h, self.wp)[:, :, l:l + self.w]
+
+    def bands(self, bytes_per_position: int, budget: int, length: int | None = None) -> list[tuple[int, int]]:
+        """Split positions [0, length or oh*Wp) into pieces whose column matrix fits `budget` bytes."""
+        length = self.span if length is None else length
         step = max(256, budget // max(bytes_per_position, 1))
-        return [(p, min(p + step, self.span)) for p in range(0, self.span, step)]
+        return [(p, min(p + step, length)) for p in range(0, length, step)]
