@@ -120,7 +120,8 @@ class Conv2dFn(Function):
         n, c, o, g, _ = self._shapes()
         x4 = self.x.reshape(n, g, c // g, -1)              # (N, G, C/G, H*W)
         gy4 = gy.reshape(n, g, o // g, -1)                 # (N, G, O/G, H*W)
-        gw = xp.matmul(gy4, x4.swapaxes(2, 3)).sum(axis=0) if need_w else None  # (G, O/G, C/G)
+        # gw^T = x @ gy^T: with the small channel count as the output's columns BLAS runs ~2x faster
+        gw = xp.matmul(x4, gy4.swapaxes(2, 3)).sum(axis=0).swapaxes(1, 2) if need_w else None  # (G, O/G, C/G)
         gx = None
         if need_x:
             gx = xp.matmul(self.w.reshape(g, o // g, c // g).swapaxes(1, 2), gy4).reshape(self.x.shape)
@@ -177,23 +178,23 @@ class Conv2dFn(Function):
             gext = lay.new_grad_buffer(xp, o, dt)          # (O, lead + Hq*Wp)
             cols = xp.empty((max(c, o), taps, width), dtype=dt)
             rows = xp.empty((g, c // g, lay.h * lay.wp), dtype=dt) if need_x else None
-            gw = xp.zeros((g, o // g, c // g * taps), dtype=dt) if need_w else None
+            gwt = xp.zeros((g, c // g * taps, o // g), dtype=dt) if need_w else None  # gw transposed
             for i in range(a, z):
                 gyw = lay.spread_grad(gy[i], gext)         # (O, oh*Wp)
-                if need_w:  # gw += gy_band @ columns_band^T
+                if need_w:  # gw^T += columns_band @ gy_band^T (this operand order is ~2x faster in BLAS)
                     lay.pad_into(x[i], flat)
                     for p0, p1 in bands:
                         cv = lay.fill_taps(flat, cols[:c, :, :p1 - p0], p0, p1)  # (C, T, band)
-                        gw += xp.matmul(gyw[:, p0:p1].reshape(g, o // g, -1), cv.reshape(g, -1, p1 - p0).swapaxes(1, 2))
+                        gwt += xp.matmul(cv.reshape(g, -1, p1 - p0), gyw[:, p0:p1].reshape(g, o // g, -1).swapaxes(1, 2))
                 if need_x:
                     for p0, p1 in gbands:
                         cv = lay.fill_taps_flipped(gext, cols[:o, :, :p1 - p0], p0, p1)  # (O, T, band)
                         xp.matmul(wflip, cv.reshape(g, -1, p1 - p0), out=rows[:, :, p0:p1])
                     gx[i] = lay.crop_grad(rows.reshape(c, -1))
             if need_w:
-                partial_gw.append(gw)
+                partial_gw.append(gwt)
         self._samples(run, n, gy.size * taps * 2)
-        return gx, (sum(partial_gw[1:], partial_gw[0]) if need_w else None)
+        return gx, (sum(partial_gw[1:], partial_gw[0]).swapaxes(1, 2) if need_w else None)
 
     # ---- any stride: strided windows ---------------------------------------------------------
     def _chunks(self) -> list[tuple[int, int]]:
@@ -241,7 +242,7 @@ class Conv2dFn(Function):
             nb = n1 - n0
             if need_w:
                 cols = self._cols(x[n0:n1])
-                gw += xp.matmul(gy4[n0:n1], cols.swapaxes(2, 3)).sum(axis=0)  # (nb, G, O/G, K) -> (G, O/G, K)
+                gw += xp.matmul(cols, gy4[n0:n1].swapaxes(2, 3)).sum(axis=0).swapaxes(1, 2)  # (nb, G, K, O/G) -> (G, O/G, K)
             if not need_x:
                 continue
             gcols = scratch("cols", (nb, g, wgt.shape[1], oh * ow), x.dtype, xp)
