@@ -18,7 +18,7 @@ def pool_id(case):
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=pool_id)
-@pytest.mark.parametrize("shape", [(2, 3, 7, 6), (1, 1, 5, 9)], ids=["N2C3", "N1C1"])
+@pytest.mark.parametrize("shape", [(2, 3, 7, 6), (1, 1, 5, 9), (2, 3, 8, 6)], ids=["N2C3", "N1C1", "even"])
 def test_max_pool_matches_naive_and_gradcheck(case, shape, rng):
     k, s, p = case
     x = rng.permutation(np.prod(shape)).reshape(shape) / 7.0  # distinct values: no ties, so gradcheck is exact
@@ -35,10 +35,18 @@ def test_avg_pool_matches_naive_and_gradcheck(case, include, rng):
     assert gradcheck(lambda t: avg_pool2d(t, k, s, p, include), [Tensor(x, requires_grad=True)])
 
 
-def test_max_pool_ties_go_to_first_element():
-    x = Tensor(np.ones((1, 1, 2, 2)), requires_grad=True)
-    max_pool2d(x, 2).sum().backward()
-    np.testing.assert_array_equal(x.grad.data[0, 0], [[1, 0], [0, 0]])
+@pytest.mark.parametrize("window", [[[1, 1], [1, 1]], [[0, 2], [2, 0]], [[0, 1], [2, 2]], [[3, 0], [0, 3]]])
+@pytest.mark.parametrize("k", [2, 3])  # 2: the pairwise fast path; 3 (padded to 3x3): the general path
+def test_max_pool_ties_go_to_first_element(window, k):
+    """PyTorch: the first maximal element in row-major window order gets the gradient."""
+    x = np.full((1, 1, k, k), -9.0)
+    x[0, 0, :2, :2] = window
+    t = Tensor(x, requires_grad=True)
+    max_pool2d(t, k).sum().backward()
+    expected = np.zeros((k, k))
+    first = int(np.argmax(np.asarray(window).ravel()))  # argmax returns the first maximum
+    expected[first // 2, first % 2] = 1
+    np.testing.assert_array_equal(t.grad.data[0, 0], expected)
 
 
 def test_max_pool_same_pads_with_minus_inf():

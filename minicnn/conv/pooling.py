@@ -52,8 +52,15 @@ class MaxPool2dFn(_WindowPool):
     Work runs one sample at a time, samples split over threads.
     """
 
+    def _pairs(self) -> bool:
+        """2x2 windows with stride 2 tiling an even-sized, unpadded input: the fast pairwise path."""
+        h, w = self.x_shape[2:]
+        return self.k == self.stride == (2, 2) and not any(self.pads) and h % 2 == 0 and w % 2 == 0
+
     def forward(self, x):
         self._setup(x)
+        if self._pairs():
+            return self._forward_pairs(x)
         xp = get_array_module(x)
         oh, ow = self.out_hw
         xpad = pad_hw(x, self.pads, value=-np.inf)
@@ -76,7 +83,45 @@ class MaxPool2dFn(_WindowPool):
         self.pad_shape = xpad.shape
         return y
 
+    def _forward_pairs(self, x):
+        """Max of column pairs, then of row pairs, each over long strided runs of memory;
+        remembers which of each pair won (right column? lower row?) for the backward."""
+        xp = get_array_module(x)
+        n, c, h, w = x.shape
+        y = xp.empty((n, c, h // 2, w // 2), dtype=x.dtype)
+        self.right = xp.empty((n, c, h, w // 2), dtype=bool)    # x[.., 2j+1] > x[.., 2j]
+        self.lower = xp.empty(y.shape, dtype=bool)              # row 2i+1's max > row 2i's
+
+        def run(a: int, z: int) -> None:
+            xs = x[a:z].reshape(-1, w // 2, 2)                   # (n*C*H, ow, 2): column pairs
+            cols = xp.maximum(xs[..., 0], xs[..., 1])            # (n*C*H, ow)
+            xp.greater(xs[..., 1], xs[..., 0], out=self.right[a:z].reshape(-1, w // 2))  # ties: left wins
+            rows = cols.reshape(-1, 2, w // 2)                   # (n*C*oh, 2, ow): row pairs
+            xp.maximum(rows[:, 0], rows[:, 1], out=y[a:z].reshape(-1, w // 2))
+            xp.greater(rows[:, 1], rows[:, 0], out=self.lower[a:z].reshape(-1, w // 2))  # ties: upper wins
+        parallel_range(run, n, x.size, xp)
+        return y
+
+    def _backward_pairs(self, gy):
+        xp = get_array_module(gy)
+        n, c, h, w = self.x_shape
+        gx = xp.empty(self.x_shape, dtype=gy.dtype)
+
+        def run(a: int, z: int) -> None:
+            g = gy[a:z].reshape(-1, 1, w // 2)                    # (n*C*oh, 1, ow)
+            grow = xp.empty((g.shape[0], 2, w // 2), dtype=gy.dtype)  # gradient of each row's column max
+            xp.multiply(g[:, 0], self.lower[a:z].reshape(-1, w // 2), out=grow[:, 1])
+            xp.subtract(g[:, 0], grow[:, 1], out=grow[:, 0])
+            gxs = gx[a:z].reshape(-1, w // 2, 2)                  # (n*C*H, ow, 2)
+            grow = grow.reshape(-1, w // 2)                       # (n*C*H, ow)
+            xp.multiply(grow, self.right[a:z].reshape(-1, w // 2), out=gxs[..., 1])
+            xp.subtract(grow, gxs[..., 1], out=gxs[..., 0])
+        parallel_range(run, n, gx.size, xp)
+        return gx
+
     def backward(self, gy):
+        if self._pairs():
+            return self._backward_pairs(gy)
         xp = get_array_module(gy)
         oh, ow = self.out_hw
         (kh, kw), (sh, sw), (hp, wp) = self.k, self.stride, self.pad_shape[2:]
