@@ -216,8 +216,8 @@ class Where(Function):
 # ---- activations ------------------------------------------------------------------------
 class ReLU(Function):
     def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
+        self.mask = x > 0  # a bool mask is 4x smaller to keep than the output
+        return get_array_module(x).maximum(x, x.dtype.type(0))
 
     def backward(self, gy):
         return gy * self.mask
