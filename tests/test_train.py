@@ -110,6 +110,7 @@ def test_early_stopping():
     assert len(h["loss"]) == 3
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
 def test_nan_guard_names_epoch_and_batch(tmp_path):
     x, y = spirals(64)
     x[40] = np.nan  # batch 2 of 32-sized batches
