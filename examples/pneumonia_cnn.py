@@ -178,6 +178,9 @@ class WithTransform(D.Dataset):
 # ---- main ---------------------------------------------------------------------------------
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.device == "cuda" and not minicnn.gpu_available():
+        sys.exit("error: --device cuda needs CuPy and an NVIDIA GPU (pip install 'minicnn[gpu]'); "
+                 "none was found. Run with --device cpu.")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     minicnn.manual_seed(args.seed)
@@ -250,7 +253,8 @@ def main(argv=None) -> dict:
     plots.plot_confusion_matrix(cm, CLASSES, out / "confusion_matrix.png", dataset=dataset_name)
     plots.plot_roc_curve(y, prob, out / "roc_curve.png", auc=m["auc"], dataset=dataset_name)
     plots.plot_predictions(imgs, y[:len(imgs)], (prob[:len(imgs)] >= thr).astype(int), CLASSES,
-                           out / "predictions.png", probs=prob[:len(imgs)], dataset=dataset_name)
+                           out / "predictions.png", probs=prob[:len(imgs)], dataset=dataset_name,
+                           title=f"Test predictions (true / predicted, threshold {thr:.2f})")
     plots.plot_probability_bars(imgs[:6], np.stack([1 - prob[:6], prob[:6]], 1), CLASSES,
                                 out / "probabilities.png", y_true=y[:6], dataset=dataset_name)
     try:
@@ -258,7 +262,7 @@ def main(argv=None) -> dict:
         last_conv = [mod for mod in model.modules() if type(mod).__name__ == "SeparableConv2d"][-1]
         heat = grad_cam(model, minicnn.tensor(imgs[:8]), last_conv)
         plots.plot_gradcam(imgs[:8], heat, out / "gradcam.png",
-                           titles=[f"{CLASSES[a]} / p={p:.2f}" for a, p in zip(y[:8], prob[:8])], dataset=dataset_name)
+                           titles=[f"{CLASSES[a]} / P(pneumonia)={p:.2f}" for a, p in zip(y[:8], prob[:8])], dataset=dataset_name)
     except Exception as e:  # Grad-CAM is a bonus; never lose the run's results over it
         print(f"warning: Grad-CAM failed: {e}")
 

@@ -149,3 +149,23 @@ def test_monitor_missing_metric_is_clear():
     with pytest.raises(KeyError, match="'val_loss' is not in the epoch logs.*val_loader"):
         fit(model, batches(x, y, 32), loss_fn=nn.BCEWithLogitsLoss(), optimizer=optim.SGD(model.parameters(), 0.1),
             epochs=1, verbose=0, callbacks=[EarlyStopping()])
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_last_checkpoint(tmp_path):
+    from minicnn.train import Callback
+
+    class InterruptAt(Callback):
+        def on_batch_end(self, trainer, batch, loss):
+            if trainer.epoch == 1 and batch == 1:
+                raise KeyboardInterrupt
+
+    x, y = spirals(128)
+    model = mlp()
+    opt = optim.SGD(model.parameters(), lr=0.05)
+    ck = tmp_path / "state.npz"
+    h = fit(model, batches(x, y, 32), loss_fn=nn.BCEWithLogitsLoss(), optimizer=opt, epochs=3, verbose=0,
+            callbacks=[InterruptAt()], checkpoint=str(ck))
+    assert h.interrupted and len(h["loss"]) == 1  # epoch 1 finished, epoch 2 was cut
+    state = minicnn.load(str(ck))
+    assert state["epoch"] == 1 and len(state["history"]["loss"]) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["state.npz"]  # no temp files left behind

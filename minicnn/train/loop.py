@@ -182,7 +182,7 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                 train_loader.set_epoch(epoch)
             model.train()
             tracker = MetricTracker(threshold=threshold)
-            t0, seen, run_loss = time.perf_counter(), 0, 0.0
+            t0, seen, run_loss, run_correct = time.perf_counter(), 0, 0.0, 0
             bar = tqdm(train_loader, desc=f"Epoch {epoch + 1}/{epochs}", leave=False,
                        disable=verbose < 1, dynamic_ncols=True, mininterval=0.5)
             for b, batch in enumerate(bar):
@@ -202,11 +202,14 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                     optimizer.step()
                 for cb in cbs:
                     cb.on_batch_end(trainer, b, lv)
-                tracker.update(y, to_probabilities(out, model), loss=lv)
+                prob = to_probabilities(out, model)
+                tracker.update(y, prob, loss=lv)
+                pred = (prob >= threshold) if prob.ndim == 1 else prob.argmax(axis=1)
                 seen += len(y)
                 run_loss += lv * len(y)
-                bar.set_postfix(loss=f"{run_loss / seen:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}",
-                                refresh=False)
+                run_correct += int((pred == y).sum())
+                bar.set_postfix(loss=f"{run_loss / seen:.4f}", acc=f"{run_correct / seen:.3f}",
+                                img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
             bar.close()
             logs = tracker.compute()
             if val_loader is not None:
