@@ -12,6 +12,7 @@ import numpy as np
 
 from .autograd import Function, Tensor, as_tensor
 from .backend import get_array_module
+from .conv.parallel import parallel_blocks
 
 
 def sum_to(g: Any, shape: tuple) -> Any:
@@ -214,13 +215,36 @@ class Where(Function):
 
 
 # ---- activations ------------------------------------------------------------------------
+def _flat(*arrays: Any) -> Optional[list]:
+    """1-D views of same-shape C-contiguous NumPy arrays, or None if any is not one (CuPy, strided)."""
+    if not all(isinstance(a, np.ndarray) and a.flags.c_contiguous and a.shape == arrays[0].shape for a in arrays):
+        return None
+    return [a.reshape(-1) for a in arrays]
+
+
 class ReLU(Function):
     def forward(self, x):
-        self.mask = x > 0  # a bool mask is 4x smaller to keep than the output
-        return get_array_module(x).maximum(x, x.dtype.type(0))
+        zero = x.dtype.type(0)
+        if _flat(x) is None:
+            self.mask = x > 0  # a bool mask is 4x smaller to keep than the output
+            return get_array_module(x).maximum(x, zero)
+        y, self.mask = np.empty_like(x), np.empty(x.shape, dtype=bool)
+        xf, yf, mf = _flat(x, y, self.mask)
+
+        def run(a: int, z: int) -> None:  # both passes per cache-sized block, blocks over threads
+            np.maximum(xf[a:z], zero, out=yf[a:z])
+            np.greater(xf[a:z], zero, out=mf[a:z])
+        parallel_blocks(run, x.size)
+        return y
 
     def backward(self, gy):
-        return gy * self.mask
+        flat = _flat(gy, self.mask)
+        if flat is None:
+            return gy * self.mask
+        gx = np.empty_like(gy)
+        gf, mf, of = flat + [gx.reshape(-1)]
+        parallel_blocks(lambda a, z: np.multiply(gf[a:z], mf[a:z], out=of[a:z]), gy.size)
+        return gx
 
 
 class LeakyReLU(Function):

@@ -59,3 +59,20 @@ def parallel_range(fn: Callable[[int, int], Any], n: int, work: int, xp: Any = n
     fn(*bounds[0])
     for f in futures:
         f.result()  # re-raises a worker's exception here
+
+
+BLOCK = 1 << 15  # elements per piece of a blocked elementwise pass: a few pieces fit in L2
+
+
+def parallel_blocks(fn: Callable[[int, int], Any], n: int, xp: Any = np) -> None:
+    """Call fn(start, stop) on L2-sized blocks of range(n), the blocks split over the threads.
+
+    For several elementwise passes over the same data: doing all of them block by block reads
+    each block from memory once instead of once per pass.
+    """
+    nb = -(-n // BLOCK)
+
+    def run(a: int, z: int) -> None:
+        for s in range(a * BLOCK, min(z * BLOCK, n), BLOCK):
+            fn(s, min(s + BLOCK, n))
+    parallel_range(run, nb, n, xp)
