@@ -15,6 +15,33 @@ from ..backend import get_array_module
 from .conv2d import check_float
 from .parallel import parallel_range
 
+BLOCK_ELEMS = 1 << 18  # per block of channels: the passes over one block run in L2
+
+
+def each_block(fn: Any, shape: tuple, work: int, dtype: Any, xp: Any) -> None:
+    """fn(i, c0, c1, tmp) for every sample i and L2-sized block [c0, c1) of channels of an
+    (N, C, L) array, the blocks split over threads; tmp is the thread's (cb, L) scratch.
+
+    Working block by block keeps the several passes over a block in cache, so each value is
+    read from memory once per call rather than once per pass.
+    """
+    n, c, l = shape
+    cb = max(1, min(c, BLOCK_ELEMS // max(l, 1)))       # channels per block
+    nb = -(-c // cb)
+
+    def run(a: int, z: int) -> None:
+        tmp = xp.empty((cb, l), dtype=dtype)
+        for u in range(a, z):
+            i, b = divmod(u, nb)
+            c0, c1 = b * cb, min(c, (b + 1) * cb)
+            fn(i, c0, c1, tmp[:c1 - c0])
+    parallel_range(run, n * nb, work, xp)
+
+
+def rowdot(a: Any, b: Any) -> Any:
+    """(k, L), (k, L) -> (k,) row-wise dot products, as one batched BLAS call (2-3x faster than einsum)."""
+    return (a[:, None, :] @ b[:, :, None])[:, 0, 0]  # (k, 1, L) @ (k, L, 1) -> (k, 1, 1)
+
 
 class BatchNormFn(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, statistics per channel (axis 1).
@@ -50,16 +77,15 @@ class BatchNormFn(Function):
         xp = get_array_module(x3)
         n, c, l = x3.shape
         shift = x3[0, :, :1].copy()                       # (C, 1)
+        ones = xp.ones(l, dtype=x3.dtype)
         s1 = xp.empty((n, c), dtype=xp.float64)
         s2 = xp.empty((n, c), dtype=xp.float64)
 
-        def run(a: int, z: int) -> None:
-            d = xp.empty((c, l), dtype=x3.dtype)
-            for i in range(a, z):
-                xp.subtract(x3[i], shift, out=d)
-                s1[i] = d.sum(axis=1)
-                s2[i] = xp.einsum("cl,cl->c", d, d)
-        parallel_range(run, n, x3.size, xp)
+        def run(i: int, c0: int, c1: int, d: Any) -> None:
+            xp.subtract(x3[i, c0:c1], shift[c0:c1], out=d)
+            s1[i, c0:c1] = d @ ones
+            s2[i, c0:c1] = rowdot(d, d)
+        each_block(run, x3.shape, x3.size, x3.dtype, xp)
         m = n * l
         d_mean = s1.sum(axis=0) / m
         var = xp.maximum(s2.sum(axis=0) / m - d_mean * d_mean, 0.0)
@@ -91,11 +117,12 @@ class BatchNormFn(Function):
         shift = -mean * scale + (bias if bias is not None else 0)
         y = xp.empty_like(x3)
 
-        def run(a: int, z: int) -> None:
-            for i in range(a, z):
-                xp.multiply(x3[i], scale[:, None], out=y[i])
-                y[i] += shift[:, None]
-        parallel_range(run, n, x3.size, xp)
+        scale, shift = scale[:, None], shift[:, None]      # (C, 1)
+
+        def run(i: int, c0: int, c1: int, _: Any) -> None:
+            xp.multiply(x3[i, c0:c1], scale[c0:c1], out=y[i, c0:c1])
+            y[i, c0:c1] += shift[c0:c1]
+        each_block(run, x3.shape, x3.size, x.dtype, xp)
         return y.reshape(x.shape)
 
     def backward(self, gy):
@@ -104,12 +131,12 @@ class BatchNormFn(Function):
         g3 = gy.reshape(n, c, -1)                          # (N, C, L)
         sg = xp.empty((n, c), dtype=xp.float64)            # per-sample sum(gy)
         sgx = xp.empty((n, c), dtype=xp.float64)           # per-sample sum(gy * x)
+        ones = xp.ones(g3.shape[2], dtype=gy.dtype)
 
-        def sums(a: int, z: int) -> None:
-            for i in range(a, z):
-                sg[i] = g3[i].sum(axis=1)
-                sgx[i] = xp.einsum("cl,cl->c", g3[i], x3[i])
-        parallel_range(sums, n, 2 * g3.size, xp)
+        def sums(i: int, c0: int, c1: int, _: Any) -> None:
+            sg[i, c0:c1] = g3[i, c0:c1] @ ones
+            sgx[i, c0:c1] = rowdot(g3[i, c0:c1], x3[i, c0:c1])
+        each_block(sums, g3.shape, 2 * g3.size, gy.dtype, xp)
         gbeta = sg.sum(axis=0)
         ggamma = (sgx.sum(axis=0) - gbeta * self.mean) * self.invstd   # sum(gy * xhat)
         gx = None
@@ -121,15 +148,14 @@ class BatchNormFn(Function):
             k, u, v = (a.astype(gy.dtype)[:, None] for a in (k, u, v))
             gx = xp.empty_like(g3)
 
-            def grad(a: int, z: int) -> None:
-                tmp = xp.empty(g3.shape[1:], dtype=gy.dtype)
-                for i in range(a, z):
-                    xp.multiply(g3[i], k, out=gx[i])
-                    if self.training:
-                        xp.multiply(x3[i], u, out=tmp)
-                        gx[i] += tmp
-                        gx[i] += v
-            parallel_range(grad, n, 3 * g3.size, xp)
+            def grad(i: int, c0: int, c1: int, tmp: Any) -> None:
+                out = gx[i, c0:c1]
+                xp.multiply(g3[i, c0:c1], k[c0:c1], out=out)
+                if self.training:
+                    xp.multiply(x3[i, c0:c1], u[c0:c1], out=tmp)
+                    out += tmp
+                    out += v[c0:c1]
+            each_block(grad, g3.shape, 3 * g3.size, gy.dtype, xp)
             gx = gx.reshape(self.x_shape)
         ggamma, gbeta = ggamma.astype(gy.dtype), gbeta.astype(gy.dtype)
         if not self.has_affine:
