@@ -32,3 +32,25 @@ def test_relu_strided_input_and_gradient():
     f = ReLU()
     assert np.array_equal(f.forward(x), np.maximum(x, 0))
     assert np.array_equal(f.backward(gy), gy * (x > 0))
+
+
+def test_batch_norm_several_channel_blocks_per_sample_matches_naive():
+    from minicnn.autograd import Tensor
+    from minicnn.conv import batch_norm, batch_norm_naive
+    from minicnn.conv import batchnorm as bn_module
+
+    rng = np.random.default_rng(4)
+    shape = (2, 7, 256, 256)  # blocks of 4 channels: two per sample, the second one short
+    assert bn_module.BLOCK_ELEMS // (256 * 256) == 4
+    x0 = (rng.standard_normal(shape) * 3 + 5).astype(np.float32)
+    w0, b0 = (1 + 0.1 * rng.standard_normal(7)).astype(np.float32), rng.standard_normal(7).astype(np.float32)
+    gy = rng.standard_normal(shape).astype(np.float32)
+    res = []
+    for fn in (batch_norm, batch_norm_naive):
+        x, w, b = Tensor(x0, requires_grad=True), Tensor(w0, requires_grad=True), Tensor(b0, requires_grad=True)
+        rm, rv = np.zeros(7, np.float32), np.ones(7, np.float32)
+        y = fn(x, rm, rv, w, b, training=True)
+        y.backward(gy)
+        res.append([y.data, x.grad.data, w.grad.data, b.grad.data, rm, rv])
+    for fast, ref in zip(*res):
+        np.testing.assert_allclose(fast, ref, rtol=2e-4, atol=2e-4)
