@@ -5,6 +5,7 @@ from typing import Any
 
 from ..autograd import Tensor
 from ..backend import get_array_module
+from ..conv.workspace import scratch
 from .optimizer import Optimizer, ParamsT
 
 
@@ -46,11 +47,16 @@ class Adam(Optimizer):
         elif wd != 0:
             grad = grad + wd * p.data
 
+        # In place, through two scratch buffers: no full-size temporaries are allocated per step.
+        # The operations and their order are those of the plain expressions in the comments.
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        tmp = scratch("adam.tmp", p.data.shape, p.data.dtype, xp)
+        denom = scratch("adam.denom", p.data.shape, p.data.dtype, xp)
         m *= beta1
-        m += (1.0 - beta1) * grad
+        m += xp.multiply(grad, 1.0 - beta1, out=tmp)       # m += (1 - beta1) * grad
         v *= beta2
-        v += (1.0 - beta2) * grad * grad
+        xp.multiply(grad, 1.0 - beta2, out=tmp)
+        v += xp.multiply(tmp, grad, out=tmp)               # v += (1 - beta2) * grad * grad
         if group["amsgrad"]:
             if "max_exp_avg_sq" not in state:  # amsgrad switched on after training started
                 state["max_exp_avg_sq"] = v.copy()
@@ -58,8 +64,12 @@ class Adam(Optimizer):
 
         # m̂/(sqrt(v̂)+eps) with m̂ = m/(1-beta1^t), v̂ = v/(1-beta2^t), in PyTorch's order of operations.
         bias1, bias2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
-        denom = xp.sqrt(v) / (bias2 ** 0.5) + eps
-        p.data -= (lr / bias1) * m / denom
+        xp.sqrt(v, out=denom)
+        denom /= bias2 ** 0.5
+        denom += eps                                       # denom = sqrt(v) / sqrt(bias2) + eps
+        xp.multiply(m, lr / bias1, out=tmp)
+        tmp /= denom
+        p.data -= tmp                                      # p -= (lr / bias1) * m / denom
 
 
 class AdamW(Adam):
