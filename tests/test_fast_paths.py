@@ -54,3 +54,31 @@ def test_batch_norm_several_channel_blocks_per_sample_matches_naive():
         res.append([y.data, x.grad.data, w.grad.data, b.grad.data, rm, rv])
     for fast, ref in zip(*res):
         np.testing.assert_allclose(fast, ref, rtol=2e-4, atol=2e-4)
+
+
+def _adam_reference(p, grads, lr, b1, b2, eps, amsgrad):
+    """Plain full-array Adam in PyTorch's order of operations."""
+    m, v, vmax = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for t, g in enumerate(grads, 1):
+        m = m * b1 + (1.0 - b1) * g
+        v = v * b2 + (1.0 - b2) * g * g
+        vmax = np.maximum(vmax, v)
+        denom = np.sqrt(vmax if amsgrad else v) / ((1.0 - b2 ** t) ** 0.5) + eps
+        p = p - (lr / (1.0 - b1 ** t)) * m / denom
+    return p
+
+
+def test_adam_blocked_update_is_bitwise_the_plain_formula():
+    from minicnn.autograd import Tensor
+    from minicnn.optim import Adam
+
+    rng = np.random.default_rng(5)
+    for shape, amsgrad in (((3 * BLOCK + 5,), False), ((70, 1000), True), ((), False)):  # many blocks; 0-d
+        p0 = rng.standard_normal(shape).astype(np.float32)
+        grads = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)]
+        p = Tensor(p0.copy(), requires_grad=True)
+        opt = Adam([p], lr=1e-2, betas=(0.8, 0.99), eps=1e-6, amsgrad=amsgrad)
+        for g in grads:
+            p.grad = Tensor(g)
+            opt.step()
+        assert np.array_equal(p.data, _adam_reference(p0, grads, 1e-2, 0.8, 0.99, 1e-6, amsgrad))

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..autograd import Tensor
 from ..backend import get_array_module
-from ..conv.workspace import scratch
+from ..conv.parallel import parallel_blocks
 from .optimizer import Optimizer, ParamsT
 
 
@@ -47,29 +49,38 @@ class Adam(Optimizer):
         elif wd != 0:
             grad = grad + wd * p.data
 
-        # In place, through two scratch buffers: no full-size temporaries are allocated per step.
-        # The operations and their order are those of the plain expressions in the comments.
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        tmp = scratch("adam.tmp", p.data.shape, p.data.dtype, xp)
-        denom = scratch("adam.denom", p.data.shape, p.data.dtype, xp)
-        m *= beta1
-        m += xp.multiply(grad, 1.0 - beta1, out=tmp)       # m += (1 - beta1) * grad
-        v *= beta2
-        xp.multiply(grad, 1.0 - beta2, out=tmp)
-        v += xp.multiply(tmp, grad, out=tmp)               # v += (1 - beta2) * grad * grad
-        if group["amsgrad"]:
-            if "max_exp_avg_sq" not in state:  # amsgrad switched on after training started
-                state["max_exp_avg_sq"] = v.copy()
-            v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-
-        # m̂/(sqrt(v̂)+eps) with m̂ = m/(1-beta1^t), v̂ = v/(1-beta2^t), in PyTorch's order of operations.
         bias1, bias2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
-        xp.sqrt(v, out=denom)
-        denom /= bias2 ** 0.5
-        denom += eps                                       # denom = sqrt(v) / sqrt(bias2) + eps
-        xp.multiply(m, lr / bias1, out=tmp)
-        tmp /= denom
-        p.data -= tmp                                      # p -= (lr / bias1) * m / denom
+        arrays = [p.data, grad, state["exp_avg"], state["exp_avg_sq"]]
+        if group["amsgrad"]:
+            if "max_exp_avg_sq" not in state:  # switched on after training started; max(0, v) = v as v >= 0
+                state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+            arrays.append(state["max_exp_avg_sq"])
+
+        def run(a: int, z: Any) -> None:
+            """Elements [a, z) of the flat arrays (all of them for z=None), in place; PyTorch's operations in PyTorch's order:
+            m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; p -= (lr/bias1) * m / (sqrt(v)/sqrt(bias2) + eps)."""
+            pd, g, m, v, *vmax = flat if z is None else [f[a:z] for f in flat]
+            tmp, denom = xp.empty_like(m), xp.empty_like(m)
+            m *= beta1
+            m += xp.multiply(g, 1.0 - beta1, out=tmp)
+            v *= beta2
+            xp.multiply(g, 1.0 - beta2, out=tmp)
+            v += xp.multiply(tmp, g, out=tmp)
+            if vmax:
+                v = xp.maximum(vmax[0], v, out=vmax[0])
+            xp.sqrt(v, out=denom)
+            denom /= bias2 ** 0.5
+            denom += eps
+            xp.multiply(m, lr / bias1, out=tmp)
+            tmp /= denom
+            pd -= tmp
+
+        if xp is np and all(a.flags.c_contiguous and a.shape == p.data.shape for a in arrays):
+            flat = [a.reshape(-1) for a in arrays]         # views, so run() updates the state in place
+            parallel_blocks(run, p.data.size)               # all passes over a block while it is in cache
+        else:
+            flat = arrays
+            run(0, None)
 
 
 class AdamW(Adam):
