@@ -93,12 +93,14 @@ class MaxPool2dFn(_WindowPool):
         self.lower = xp.empty(y.shape, dtype=bool)              # row 2i+1's max > row 2i's
 
         def run(a: int, z: int) -> None:
-            xs = x[a:z].reshape(-1, w // 2, 2)                   # (n*C*H, ow, 2): column pairs
-            cols = xp.maximum(xs[..., 0], xs[..., 1])            # (n*C*H, ow)
-            xp.greater(xs[..., 1], xs[..., 0], out=self.right[a:z].reshape(-1, w // 2))  # ties: left wins
-            rows = cols.reshape(-1, 2, w // 2)                   # (n*C*oh, 2, ow): row pairs
-            xp.maximum(rows[:, 0], rows[:, 1], out=y[a:z].reshape(-1, w // 2))
-            xp.greater(rows[:, 1], rows[:, 0], out=self.lower[a:z].reshape(-1, w // 2))  # ties: upper wins
+            cols = xp.empty((c * h, w // 2), dtype=x.dtype)     # one sample at a time: stays in cache
+            for i in range(a, z):
+                xs = x[i].reshape(-1, w // 2, 2)                 # (C*H, ow, 2): column pairs
+                xp.maximum(xs[..., 0], xs[..., 1], out=cols)     # (C*H, ow)
+                xp.greater(xs[..., 1], xs[..., 0], out=self.right[i].reshape(-1, w // 2))  # ties: left wins
+                rows = cols.reshape(-1, 2, w // 2)               # (C*oh, 2, ow): row pairs
+                xp.maximum(rows[:, 0], rows[:, 1], out=y[i].reshape(-1, w // 2))
+                xp.greater(rows[:, 1], rows[:, 0], out=self.lower[i].reshape(-1, w // 2))  # ties: upper wins
         parallel_range(run, n, x.size, xp)
         return y
 
@@ -108,14 +110,15 @@ class MaxPool2dFn(_WindowPool):
         gx = xp.empty(self.x_shape, dtype=gy.dtype)
 
         def run(a: int, z: int) -> None:
-            g = gy[a:z].reshape(-1, 1, w // 2)                    # (n*C*oh, 1, ow)
-            grow = xp.empty((g.shape[0], 2, w // 2), dtype=gy.dtype)  # gradient of each row's column max
-            xp.multiply(g[:, 0], self.lower[a:z].reshape(-1, w // 2), out=grow[:, 1])
-            xp.subtract(g[:, 0], grow[:, 1], out=grow[:, 0])
-            gxs = gx[a:z].reshape(-1, w // 2, 2)                  # (n*C*H, ow, 2)
-            grow = grow.reshape(-1, w // 2)                       # (n*C*H, ow)
-            xp.multiply(grow, self.right[a:z].reshape(-1, w // 2), out=gxs[..., 1])
-            xp.subtract(grow, gxs[..., 1], out=gxs[..., 0])
+            grow = xp.empty((c * h // 2, 2, w // 2), dtype=gy.dtype)  # gradient of each row's column max
+            for i in range(a, z):                                 # one sample at a time: stays in cache
+                g = gy[i].reshape(-1, w // 2)                     # (C*oh, ow)
+                xp.multiply(g, self.lower[i].reshape(-1, w // 2), out=grow[:, 1])
+                xp.subtract(g, grow[:, 1], out=grow[:, 0])
+                gxs = gx[i].reshape(-1, w // 2, 2)                # (C*H, ow, 2)
+                g2 = grow.reshape(-1, w // 2)                     # (C*H, ow)
+                xp.multiply(g2, self.right[i].reshape(-1, w // 2), out=gxs[..., 1])
+                xp.subtract(g2, gxs[..., 1], out=gxs[..., 0])
         parallel_range(run, n, gx.size, xp)
         return gx
 
