@@ -57,7 +57,7 @@ class Adam(Optimizer):
             arrays.append(state["max_exp_avg_sq"])
 
         def run(a: int, z: Any) -> None:
-            """Elements [a, z) of the flat arrays (all of them for z=None), in place; PyTorch's operations in PyTorch's order:
+            """Update elements [a, z) of the flat arrays (all for z=None) in place, in PyTorch's order:
             m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; p -= (lr/bias1) * m / (sqrt(v)/sqrt(bias2) + eps)."""
             pd, g, m, v, *vmax = flat if z is None else [f[a:z] for f in flat]
             tmp, denom = xp.empty_like(m), xp.empty_like(m)
