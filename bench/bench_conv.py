@@ -123,7 +123,7 @@ def main() -> None:
           f"  python {sys.version.split()[0]}")
     print(f"BLAS sgemm 4096^3 float32: {sgemm_gflops():.0f} GFLOP/s")
     rows = [run_one(w, args.repeats) for w in workloads(np.random.default_rng(0)) if args.only in w["name"]]
-    print(f"\n| workload (fwd+bwd, float32) | minicnn ms | torch ms | ratio | target | met | max rel diff |")
+    print("\n| workload (fwd+bwd, float32) | minicnn ms | torch ms | ratio | target | met | max rel diff |")
     print("|---|---:|---:|---:|---:|:-:|---:|")
     for r in rows:
         if r["torch"] is None:

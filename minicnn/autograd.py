@@ -8,7 +8,7 @@ topological order and accumulates gradients. That is the whole idea.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional
 
 import numpy as np
 

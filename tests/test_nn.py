@@ -4,7 +4,6 @@ import math
 import numpy as np
 import pytest
 
-import minicnn
 from minicnn import Tensor, gradcheck, nn
 from minicnn.nn import functional as F
 

@@ -9,11 +9,8 @@ from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss,  # n
 from .module import Module  # noqa: F401
 from .parameter import Parameter  # noqa: F401
 
-try:  # convolution, pooling and batch-norm layers
-    from .batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
-    from .conv import Conv2d, DepthwiseConv2d, SeparableConv2d  # noqa: F401
-    from .pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d  # noqa: F401
-except ImportError:  # pragma: no cover - while they are being written
-    pass
+from .batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
+from .conv import Conv2d, DepthwiseConv2d, SeparableConv2d  # noqa: F401
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d  # noqa: F401
 
 from . import utils  # noqa: F401

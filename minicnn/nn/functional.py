@@ -8,8 +8,5 @@ from .linear import linear  # noqa: F401
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                      cross_entropy, mse_loss)
 
-try:  # the convolution family lives in minicnn.conv
-    from ..conv import (adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d,  # noqa: F401
-                        depthwise_conv2d, global_avg_pool2d, max_pool2d, separable_conv2d)
-except ImportError:  # pragma: no cover - while minicnn.conv is being written
-    pass
+from ..conv import (adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d,  # noqa: F401
+                    depthwise_conv2d, global_avg_pool2d, max_pool2d, separable_conv2d)

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import random as mrandom
 from ..autograd import Tensor, no_grad
 from ..backend import to_device
 from ..metrics import MetricTracker
