@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import data_dir
-from minicnn.data import (DataError, DataLoader, ImageFolder, ImageLoadError, NpzDataset, PneumoniaMNIST,
+from minicnn.data import (DataError, DataLoader, DownloadError, ImageFolder, ImageLoadError, NpzDataset, PneumoniaMNIST,
                           SampleError, Subset, check_images, check_labels, check_split_folder, default_collate,
                           md5sum)
 from minicnn.data import medmnist
@@ -48,7 +48,16 @@ def test_truncated_npz_names_the_path_never_bare_badzipfile(official, tmp_path):
     assert str(path) in msg and "md5" in msg and "delete it" in msg
     with pytest.raises(DataError, match=str(path)):  # NpzDataset too
         NpzDataset(path, "train")
-    assert not isinstance(e.value, FileNotFoundError)  # callers may fall back only on FileNotFoundError
+    assert not isinstance(e.value, (FileNotFoundError, DownloadError))  # the only "no data" errors
+
+
+def test_no_data_at_all_is_not_a_data_error(tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        PneumoniaMNIST("train", root=tmp_path, download=False)
+    assert not isinstance(e.value, DataError)
+    with pytest.raises(DownloadError, match="could not download") as e:
+        PneumoniaMNIST("train", root=tmp_path, url=(tmp_path / "nowhere.npz").as_uri())
+    assert not isinstance(e.value, DataError) and not (tmp_path / "pneumoniamnist.npz").exists()
 
 
 def test_inverted_labels_under_the_official_name_are_refused(official, tmp_path):

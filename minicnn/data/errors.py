@@ -18,6 +18,12 @@ class DataError(ValueError):
     """The data exists but is unusable (damaged, wrong checksum, wrong shape or labels); names the path."""
 
 
+class DownloadError(RuntimeError):
+    """A dataset was not on disk and could not be downloaded (offline, HTTP error, md5 mismatch).
+
+    Nothing was written: like FileNotFoundError it means "no data", not "damaged data"."""
+
+
 class MissingArrayError(DataError, KeyError):
     """An .npz file lacks a required array (also a KeyError, as NpzDataset raised before)."""
 

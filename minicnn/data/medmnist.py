@@ -9,7 +9,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .download import download_url, md5sum
-from .errors import DataError, open_npz
+from .errors import DataError, DownloadError, open_npz
 from .npz import NpzDataset
 
 ZENODO = "https://zenodo.org/records/10519652/files/{name}?download=1"
@@ -47,7 +47,8 @@ class PneumoniaMNIST(NpzDataset):
     accepted only if keys, dtypes, shapes, labels and the per-split class counts all match
     the official dataset, with a warning naming both checksums (strict_md5=True makes that an
     error). Anything else, a truncated file included, raises `DataError` naming the file;
-    only a missing file triggers the md5-checked download (or FileNotFoundError).
+    only a missing file triggers the md5-checked download. No data at all raises
+    FileNotFoundError (download=False) or DownloadError: only those two may justify a fallback.
     """
 
     def __init__(self, split: str = "train", size: int = 28, root: Optional[str | os.PathLike] = None,
@@ -69,7 +70,7 @@ class PneumoniaMNIST(NpzDataset):
             try:
                 download_url(url, path, md5=MD5[size])
             except Exception as e:
-                raise RuntimeError(f"PneumoniaMNIST: could not download {url} ({e}); {hint}") from e
+                raise DownloadError(f"PneumoniaMNIST: could not download {url} ({e}); {hint}") from e
         verify_file(path, size, strict_md5)
         super().__init__(path, split, transform=transform, classes=CLASSES)
 
