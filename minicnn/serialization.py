@@ -73,7 +73,7 @@ def remove_stale_temps(folder: str, base: str, before: float) -> list[str]:
     modified before `before` (the start of the current save): a save still being written by
     another process keeps touching its file and is left alone."""
     pattern = re.compile(rf"^\.{re.escape(base)}\.[a-z0-9_]{{8}}\.tmp$")
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:

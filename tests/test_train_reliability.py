@@ -260,3 +260,14 @@ def test_metrics_json_has_null_not_nan(tmp_path):
     assert back == {"auc": None, "acc": 0.5, "curve": [1.0, None], "n": 3}
     assert json_safe([float("-inf")]) == [None]
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_resume_from_a_mismatched_state_names_the_file(tmp_path):
+    x, y = data()
+    model = bn_model()
+    fit(model, loader(x, y), loss_fn=nn.BCEWithLogitsLoss(), optimizer=optim.SGD(model.parameters(), 0.1),
+        epochs=1, verbose=0, checkpoint=str(tmp_path / "state.npz"))
+    other = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 1))
+    with pytest.raises(ValueError, match=r"cannot resume from .*state\.npz: it was saved by a different setup"):
+        fit(other, loader(x, y), loss_fn=nn.BCEWithLogitsLoss(), optimizer=optim.SGD(other.parameters(), 0.1),
+            epochs=2, verbose=0, resume=str(tmp_path / "state.npz"))

@@ -26,6 +26,6 @@ __all__ = [
     "PhantomDataset", "make_phantoms", "ImageFolder", "ImageLoadError", "load_image", "IMG_EXTENSIONS", "DataLoader", "default_collate",
     "random_split", "train_test_split", "class_weights", "oversample", "WeightedRandomSampler",
     "download_url", "md5sum", "default_root", "get_rng", "make_rng", "sample_rng", "seed_transforms",
-    "DataError", "DownloadError", "MissingArrayError", "SampleError", "check_labels", "check_split_folder", "check_images",
-    "verify_file",
+    "DataError", "DownloadError", "MissingArrayError", "SampleError", "check_labels", "check_split_folder",
+    "check_images", "verify_file",
 ]

@@ -137,6 +137,7 @@ def _structure_problem(path: Path, size: int) -> str:
 def _npy_header(z: np.lib.npyio.NpzFile, key: str) -> tuple[np.dtype, tuple]:
     """dtype and shape of one .npz entry without reading its data."""
     try:
+        assert z.zip is not None  # an NpzFile always has its archive open
         with z.zip.open(key + ".npy") as f:
             version = np.lib.format.read_magic(f)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0

@@ -88,7 +88,7 @@ class ModelCheckpoint(_Monitor):
             if improved and self.verbose:
                 print(f"  {self.monitor} improved from {self.best:.4f} to {v:.4f}; saving {self.path}")
             save(trainer.model.state_dict(), self.path)
-            if improved:  # only once the file is complete: an interrupted save leaves the old best
+            if improved and v is not None:  # only once the file is complete: an interrupted save keeps the old
                 self.best, self.best_epoch = v, epoch
 
     def on_train_end(self, trainer: Any) -> None:
