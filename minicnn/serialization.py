@@ -41,7 +41,13 @@ def save(obj: Any, path: PathLike) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: cannot write {path!r}: folder {folder!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    base = os.path.basename(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, f"save: cannot write {path!r}: cannot create a file in {folder!r} "
+                               f"({e.strerror or e})") from e
+    started = os.fstat(fd).st_mtime
     try:
         with os.fdopen(fd, "wb") as f:
             os.chmod(tmp, _default_mode())  # mkstemp makes files private (0600)
@@ -49,11 +55,41 @@ def save(obj: Any, path: PathLike) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX and Windows
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError):  # e.g. ENOSPC: say which checkpoint could not be written
+            raise OSError(e.errno, f"save: cannot write {path!r} ({e.strerror or e}); the previous file, "
+                                   f"if any, is untouched") from e
         raise
     _fsync_dir(folder)
+    remove_stale_temps(folder, base, started)
+
+
+def remove_stale_temps(folder: str, base: str, before: float) -> list[str]:
+    """Delete temp files that earlier, killed saves of `base` left in `folder`; returns their paths.
+
+    Only names `save` itself creates (".<base>.<8 random chars>.tmp") and only files last
+    modified before `before` (the start of the current save): a save still being written by
+    another process keeps touching its file and is left alone."""
+    pattern = re.compile(rf"^\.{re.escape(base)}\.[a-z0-9_]{{8}}\.tmp$")
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if not pattern.match(name):
+            continue
+        full = os.path.join(folder, name)
+        try:
+            st = os.lstat(full)
+            if st.st_mtime < before and os.path.isfile(full) and not os.path.islink(full):
+                os.remove(full)
+                removed.append(full)
+        except OSError:  # gone already, or not ours to delete
+            pass
+    return removed
 
 
 def _write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
@@ -193,5 +229,8 @@ def _decode(node: Any, npz: Any) -> Any:
     if t == "tuple":
         return tuple(_decode(x, npz) for x in node["v"])
     if t == "dict":
+        if len(node["k"]) != len(node["v"]):
+            raise CheckpointError(f"its manifest has a dict with {len(node['k'])} keys but {len(node['v'])} "
+                                  f"values; the file is damaged or was edited")
         return {_decode(k, npz): _decode(v, npz) for k, v in zip(node["k"], node["v"])}
     raise CheckpointError(f"unknown manifest node type {t!r}")

@@ -163,8 +163,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_last_checkpoint(tmp_path):
     model = mlp()
     opt = optim.SGD(model.parameters(), lr=0.05)
     ck = tmp_path / "state.npz"
-    h = fit(model, batches(x, y, 32), loss_fn=nn.BCEWithLogitsLoss(), optimizer=opt, epochs=3, verbose=0,
+    with pytest.raises(KeyboardInterrupt) as e:  # re-raised, so a script can exit with status 130
+        fit(model, batches(x, y, 32), loss_fn=nn.BCEWithLogitsLoss(), optimizer=opt, epochs=3, verbose=0,
             callbacks=[InterruptAt()], checkpoint=str(ck))
+    h = e.value.history
     assert h.interrupted and len(h["loss"]) == 1  # epoch 1 finished, epoch 2 was cut
     state = minicnn.load(str(ck))
     assert state["epoch"] == 1 and len(state["history"]["loss"]) == 1

@@ -8,12 +8,14 @@
 """
 from . import transforms
 from .balance import WeightedRandomSampler, class_weights, oversample
+from .checks import check_images, check_labels, check_split_folder
 from .collate import default_collate
 from .dataset import ConcatDataset, Dataset, Subset, get_targets
 from .download import download_url, md5sum
+from .errors import DataError, DownloadError, MissingArrayError, SampleError
 from .folder import IMG_EXTENSIONS, ImageFolder, ImageLoadError, load_image
 from .loader import DataLoader
-from .medmnist import PneumoniaMNIST, default_root
+from .medmnist import PneumoniaMNIST, default_root, verify_file
 from .npz import NpzDataset
 from .phantom import PhantomDataset, make_phantoms  # synthetic stand-in images, no download
 from .rng import get_rng, make_rng, sample_rng, seed_transforms
@@ -24,4 +26,6 @@ __all__ = [
     "PhantomDataset", "make_phantoms", "ImageFolder", "ImageLoadError", "load_image", "IMG_EXTENSIONS", "DataLoader", "default_collate",
     "random_split", "train_test_split", "class_weights", "oversample", "WeightedRandomSampler",
     "download_url", "md5sum", "default_root", "get_rng", "make_rng", "sample_rng", "seed_transforms",
+    "DataError", "DownloadError", "MissingArrayError", "SampleError", "check_labels", "check_split_folder",
+    "check_images", "verify_file",
 ]

@@ -14,8 +14,28 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
+from .checks import describe
 from .collate import default_collate
+from .errors import SampleError, sample_error
 from .rng import make_rng, sample_rng
+
+
+def sample_path(dataset: Any, index: int) -> Optional[str]:
+    """The file behind `dataset[index]`, looking through Subset and ConcatDataset, or None."""
+    for _ in range(32):  # nesting depth guard
+        if hasattr(dataset, "indices") and hasattr(dataset, "dataset"):  # Subset
+            dataset, index = dataset.dataset, int(dataset.indices[index])
+        elif hasattr(dataset, "datasets") and hasattr(dataset, "offsets"):  # ConcatDataset
+            d = int(np.searchsorted(dataset.offsets, index, side="right")) - 1
+            dataset, index = dataset.datasets[d], index - int(dataset.offsets[d])
+        else:
+            break
+    samples = getattr(dataset, "samples", None)
+    if isinstance(samples, list) and 0 <= index < len(samples) and isinstance(samples[index], tuple):
+        return str(samples[index][0])  # ImageFolder
+    if getattr(dataset, "path", None) is not None:  # NpzDataset: the file and the row in it
+        return f"{dataset.path}, {getattr(dataset, 'split', '')} row {index}"
+    return None
 
 
 class DataLoader:
@@ -77,9 +97,28 @@ class DataLoader:
     def _load(self, first: int, indices: np.ndarray, epoch: int) -> Any:
         samples = []
         for k, i in enumerate(indices):
-            with sample_rng(make_rng(self.seed, epoch, first + k)):
-                samples.append(self.dataset[int(i)])
-        return self.collate_fn(samples)
+            try:
+                with sample_rng(make_rng(self.seed, epoch, first + k)):
+                    samples.append(self.dataset[int(i)])
+            except SampleError:
+                raise
+            except Exception as e:  # name the sample and its file; keep the original as __cause__
+                raise self._error(e, int(i), "loading") from e
+        try:
+            return self.collate_fn(samples)
+        except SampleError:
+            raise
+        except Exception as e:
+            pos = getattr(e, "position", None)
+            index = int(indices[pos]) if pos is not None else int(indices[0])
+            what = "batching" if pos is not None else f"batching samples {indices[:8].tolist()}..., e.g."
+            raise self._error(e, index, what) from e
+
+    def _error(self, e: Exception, index: int, what: str) -> SampleError:
+        path = sample_path(self.dataset, index)
+        msg = (f"DataLoader: {what} sample {index} of {describe(self.dataset)}"
+               + (f" (file {path})" if path else "") + f" failed: {type(e).__name__}: {e}")
+        return sample_error(e, msg, index, path, self.dataset)
 
     def _move(self, batch: Any) -> Any:
         if self.device is None:

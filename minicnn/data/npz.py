@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from .dataset import Dataset, check_index
+from .errors import DataError, open_npz, read_npz_array
 
 
 class NpzDataset(Dataset):
@@ -26,13 +27,10 @@ class NpzDataset(Dataset):
         self.transform = transform
         images_key = images_key or f"{split}_images"
         labels_key = labels_key or f"{split}_labels"
-        if not self.path.is_file():
-            raise FileNotFoundError(f"NpzDataset: no such file {self.path}")
-        with np.load(self.path, allow_pickle=False) as z:
-            for key in (images_key, labels_key):
-                if key not in z.files:
-                    raise KeyError(f"NpzDataset: {self.path} has no array {key!r}; it holds {sorted(z.files)}")
-            images, labels = z[images_key], z[labels_key]
+        who = "NpzDataset"
+        with open_npz(self.path, who) as z:  # a damaged file raises DataError naming it
+            images = read_npz_array(z, images_key, self.path, who)
+            labels = read_npz_array(z, labels_key, self.path, who)
             self.extras = {}
             for key in z.files:
                 if key.startswith(f"{split}_") and key not in (images_key, labels_key):
@@ -58,22 +56,22 @@ class NpzDataset(Dataset):
 
 def _check_arrays(images: np.ndarray, labels: np.ndarray, path: Path, images_key: str,
                   labels_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate dtypes and shapes; return images (N, H, W, C) and labels (N,) int64."""
+    """Validate dtypes and shapes (DataError naming the file); return images (N, H, W, C), labels (N,) int64."""
     where = f"NpzDataset: {path}"
     if images.dtype != np.uint8:
-        raise ValueError(f"{where}: {images_key} must be uint8, got {images.dtype}")
+        raise DataError(f"{where}: {images_key} must be uint8, got {images.dtype}")
     if images.ndim == 3:
         images = images[..., None]  # (N, H, W) -> (N, H, W, 1)
     if images.ndim != 4:
-        raise ValueError(f"{where}: {images_key} must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
+        raise DataError(f"{where}: {images_key} must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]  # MedMNIST stores (N, 1)
     if labels.ndim != 1:
-        raise ValueError(f"{where}: {labels_key} must have shape (N,) or (N, 1), got {labels.shape} "
+        raise DataError(f"{where}: {labels_key} must have shape (N,) or (N, 1), got {labels.shape} "
                          "(multi-label files are not supported)")
     if len(labels) != len(images):
-        raise ValueError(f"{where}: {len(images)} images in {images_key} but {len(labels)} labels in {labels_key}")
+        raise DataError(f"{where}: {len(images)} images in {images_key} but {len(labels)} labels in {labels_key}")
     if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
-        raise ValueError(f"{where}: {labels_key} must hold non-negative integers, got dtype {labels.dtype}"
+        raise DataError(f"{where}: {labels_key} must hold non-negative integers, got dtype {labels.dtype}"
                          + (f", min {labels.min()}" if labels.size else ""))
     return images, labels.astype(np.int64)

@@ -57,6 +57,9 @@ class Conv2d(Module):
                  dilation: Any = 1, groups: int = 1, bias: bool = True):
         super().__init__()
         who = f"Conv2d({in_channels}, {out_channels})"
+        if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c > 0
+                   for c in (in_channels, out_channels)):
+            raise ValueError(f"{who}: in_channels and out_channels must be positive ints")
         if not isinstance(groups, int) or groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"{who}: in_channels and out_channels must both be divisible by groups={groups}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import copy
 import math
+import warnings
 from typing import Any, Sequence, Union
 
 from .optimizer import Optimizer
@@ -30,6 +31,10 @@ def _per_group(sched: str, name: str, value: Union[float, Sequence[float]], n: i
 
 class LRScheduler:
     """Base class: `get_lr()` gives each group's lr at `last_epoch`; `step()` advances it by one."""
+
+    # Settings that fix the schedule's length (CosineAnnealingLR.T_max, ...): load_state_dict keeps
+    # this object's values, so a resumed run can be lengthened by building the scheduler anew.
+    length_keys: tuple[str, ...] = ()
 
     def __init__(self, optimizer: Optimizer) -> None:
         _check_optimizer(type(self).__name__, optimizer)
@@ -60,7 +65,12 @@ class LRScheduler:
         return {k: copy.deepcopy(v) for k, v in vars(self).items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a `state_dict()` of the same scheduler class."""
+        """Restore a `state_dict()` of the same scheduler class.
+
+        The schedule's length (`length_keys`, e.g. CosineAnnealingLR's T_max) is the one this
+        scheduler was built with: resuming a 10-epoch run with CosineAnnealingLR(opt, T_max=20)
+        continues on the 20-epoch cosine from the saved step (with a warning), instead of running
+        past the end of the old one at lr = eta_min."""
         name = type(self).__name__
         own = set(self.state_dict())
         if not isinstance(state_dict, dict) or set(state_dict) != own:
@@ -70,7 +80,17 @@ class LRScheduler:
         if len(state_dict["base_lrs"]) != len(self.optimizer.param_groups):
             raise ValueError(f"{name}.load_state_dict: the checkpoint has {len(state_dict['base_lrs'])} parameter "
                              f"groups, the optimizer has {len(self.optimizer.param_groups)}")
+        kept = {k: copy.deepcopy(getattr(self, k)) for k in self.length_keys}
         self.__dict__.update(copy.deepcopy(state_dict))
+        changed = {k: state_dict[k] for k, v in kept.items() if state_dict[k] != v}
+        if changed:
+            self.__dict__.update(kept)
+            for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+                group["lr"] = lr  # the new schedule's value at the saved step
+            self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+            what = ", ".join(f"{k}={changed[k]!r} -> {kept[k]!r}" for k in changed if k != "phases")
+            warnings.warn(f"{name}: resumed at step {self.last_epoch} with a new schedule length ({what}); "
+                          f"lr is now {self._last_lr[0]:.4g}", stacklevel=2)
 
 
 class StepLR(LRScheduler):
@@ -101,6 +121,8 @@ class MultiStepLR(LRScheduler):
 class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
 
+    length_keys = ("T_max",)
+
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         if not T_max > 0:
             raise ValueError(f"CosineAnnealingLR: T_max must be > 0, got {T_max}")
@@ -119,6 +141,8 @@ class OneCycleLR(LRScheduler):
     Phases end at step pct_start*total_steps - 1 and total_steps - 1 (three_phase adds a
     symmetric return to initial_lr ending at 2*pct_start*total_steps - 2). Step once per batch.
     """
+
+    length_keys = ("total_steps", "phases")
 
     def __init__(self, optimizer: Optimizer, max_lr: Union[float, Sequence[float]], total_steps: int = None,
                  epochs: int = None, steps_per_epoch: int = None, pct_start: float = 0.3,

@@ -100,7 +100,8 @@ class Optimizer:
 
     # ---- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """{'state': {index: {name: array|number}}, 'param_groups': [{options, 'params': [index]}]}.
+        """{'state': {index: {name: array|number}}, 'param_groups': [{options, 'params': [index]}],
+        'optimizer': class name}.
 
         Parameters are numbered in group order, so the state fits a rebuilt model with the
         same parameter order. Arrays are host (NumPy) copies.
@@ -114,15 +115,26 @@ class Optimizer:
                     state[index] = {k: _host_copy(v) for k, v in self.state[id(p)].items()}
                 index += 1
             groups.append(g)
-        return {"state": state, "param_groups": groups}
+        return {"state": state, "param_groups": groups, "optimizer": type(self).__name__}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore options and state saved by `state_dict()`; group and parameter counts must match."""
         name = type(self).__name__
-        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict) <= \
+                {"state", "param_groups", "optimizer"}:
             keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
             raise ValueError(f"{name}.load_state_dict expects a dict with keys 'state' and 'param_groups', got {keys}")
         saved_groups = state_dict["param_groups"]
+        saved_name = state_dict.get("optimizer")
+        if saved_name is not None and saved_name != name:
+            raise ValueError(f"{name}.load_state_dict: the state was saved by {saved_name}, not {name}; build the "
+                             f"same optimizer as the saved run (or start without loading its state)")
+        for gi, saved in enumerate(saved_groups):  # older states carry no class name: compare the options
+            missing = sorted(set(self.defaults) - set(saved))
+            if missing:
+                raise ValueError(f"{name}.load_state_dict: parameter group {gi} of the state lacks {name}'s options "
+                                 f"{missing} (it has {sorted(k for k in saved if k != 'params')}); was it saved by "
+                                 f"another optimizer?")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: the checkpoint has {len(saved_groups)} parameter groups, "
                              f"this optimizer has {len(self.param_groups)}")

@@ -6,6 +6,8 @@ A callback overrides any of the hooks below; `trainer` is the running `Trainer`
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -71,19 +73,31 @@ class ModelCheckpoint(_Monitor):
         self.restore_best_weights, self.verbose = restore_best_weights, verbose
         self.best_epoch: Optional[int] = None
 
+    def on_train_begin(self, trainer: Any) -> None:
+        if self.restore_best_weights and self.best_epoch is not None and not os.path.isfile(self.path):
+            raise FileNotFoundError(
+                f"ModelCheckpoint: the resumed run's best weights (epoch {self.best_epoch + 1}, "
+                f"{self.monitor}={self.best:.4f}) should be in {self.path}, which is missing; put the file back, "
+                f"or start a new run (the training state alone cannot restore the best weights)")
+
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict) -> None:
         from ..serialization import save
         v = self._value(logs)
-        if self._improved(v) or not self.save_best_only:
-            if self._improved(v):
-                if self.verbose:
-                    print(f"  {self.monitor} improved from {self.best:.4f} to {v:.4f}; saving {self.path}")
-                self.best, self.best_epoch = v, epoch
+        improved = self._improved(v)
+        if improved or not self.save_best_only:
+            if improved and self.verbose:
+                print(f"  {self.monitor} improved from {self.best:.4f} to {v:.4f}; saving {self.path}")
             save(trainer.model.state_dict(), self.path)
+            if improved and v is not None:  # only once the file is complete: an interrupted save keeps the old
+                self.best, self.best_epoch = v, epoch
 
     def on_train_end(self, trainer: Any) -> None:
         from ..serialization import load
         if self.restore_best_weights and self.best_epoch is not None:
+            if not os.path.isfile(self.path):
+                warnings.warn(f"ModelCheckpoint: {self.path} has disappeared; keeping the last weights instead "
+                              f"of the best (epoch {self.best_epoch + 1})", stacklevel=2)
+                return
             trainer.model.load_state_dict(load(self.path))
             if self.verbose:
                 print(f"  restored the best weights (epoch {self.best_epoch + 1}, {self.monitor}={self.best:.4f})")
@@ -169,15 +183,31 @@ class GradientClipping(Callback):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or Inf; training stopped."""
+    """The loss or the model's output became NaN or Inf; `split`, `epoch` (1-based) and `batch` (1-based) say where."""
+
+    def __init__(self, message: str, split: str = "train", epoch: int = 0, batch: int = 0):
+        super().__init__(message)
+        self.split, self.epoch, self.batch = split, epoch, batch
+
+
+def non_finite_error(what: str, value: Any, split: str, epoch: int, batch: int, saved: str) -> NonFiniteLossError:
+    """The one-line report for NaN/Inf, naming split, epoch and batch."""
+    hint = ("check the inputs of that batch for NaN/Inf" if split != "train" else
+            "try a lower learning rate, gradient clipping (GradientClipping(max_norm=1.0)), or check the inputs "
+            "of that batch for NaN/Inf")
+    where = f"at epoch {epoch}, batch {batch}" if epoch else f"at batch {batch}"
+    return NonFiniteLossError(f"{what} is {value} on the {split} data {where}: stopped; {hint}. {saved}",
+                              split, epoch, batch)
 
 
 class NaNGuard(Callback):
-    """Stop with a clear message naming the epoch and batch where the loss became NaN/Inf."""
+    """Stop with a clear message naming the split, epoch and batch where the loss became NaN/Inf.
+
+    `fit` has already put the model back to its state before that batch (batch-norm running
+    statistics included) when this fires; checkpoints on disk are untouched."""
 
     def on_batch_end(self, trainer: Any, batch: int, loss: float) -> None:
         if not np.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss is {loss} at epoch {trainer.epoch + 1}, batch {batch + 1}: training stopped. "
-                f"Try a lower learning rate, gradient clipping (GradientClipping(max_norm=1.0)), or check "
-                f"the inputs of that batch for NaN/Inf. The last checkpoint on disk is untouched.")
+            raise non_finite_error("loss", loss, "train", trainer.epoch + 1, batch + 1,
+                                   "The model in memory is as it was before that batch; the checkpoints on disk "
+                                   "are untouched.")

@@ -30,10 +30,14 @@ def load_training_state(path: str, model: Any, optimizer: Any, scheduler: Option
     state = load(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a minicnn training-state checkpoint (written by fit(checkpoint=...))")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state["scheduler"] is not None:
-        scheduler.load_state_dict(state["scheduler"])
+    try:  # a state from another model, optimizer or scheduler: say which file and what differs
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"cannot resume from {path}: it was saved by a different setup ({e}); resume with the "
+                         f"same model, optimizer and scheduler, or start a new run") from e
     mrandom.set_state(state["rng"])
     saved_cbs = state["callbacks"]
     if len(saved_cbs) != len(callbacks):

@@ -13,7 +13,7 @@ from ..backend import to_device
 from ..metrics import MetricTracker
 from ..nn.losses import sample_weights_from_class_weight
 from ..nn.module import Module
-from .callbacks import Callback, LRSchedulerCallback, NaNGuard
+from .callbacks import Callback, LRSchedulerCallback, NaNGuard, NonFiniteLossError, non_finite_error
 
 REPORTED = ("loss", "accuracy", "precision", "recall", "auc")
 
@@ -81,12 +81,13 @@ class History(dict):
     interrupted = False
 
 
-def _run_epoch_eval(model, loader, loss_fn, device, class_weight, desc=None, verbose=False) -> dict:
+def _run_epoch_eval(model, loader, loss_fn, device, class_weight, desc=None, verbose=False,
+                    split: str = "evaluation", epoch: int = 0) -> dict:
     tracker = MetricTracker()
     model.eval()
     with no_grad():
         it = tqdm(loader, desc=desc, leave=False, disable=not verbose, dynamic_ncols=True)
-        for batch in it:
+        for b, batch in enumerate(it):
             x, y = _split_batch(batch)
             y = np.asarray(to_device(y, "cpu")).reshape(-1)
             out = model(Tensor(to_device(x, device)))
@@ -96,14 +97,32 @@ def _run_epoch_eval(model, loader, loss_fn, device, class_weight, desc=None, ver
                 tgt = _target_for(out, y, loss_fn)
                 kw = {} if sw is None else {"sample_weight": to_device(sw, device)}
                 loss = float(loss_fn(out, to_device(tgt, device), **kw).item())
-            tracker.update(y, to_probabilities(out, model), loss=loss)
+            prob = to_probabilities(out, model)
+            if not np.isfinite(prob).all():
+                bad = prob[~np.isfinite(prob)].flat[0]
+                raise non_finite_error("the model output", bad, split, epoch, b + 1, "")
+            if loss is not None and not np.isfinite(loss):
+                raise non_finite_error("the loss", loss, split, epoch, b + 1, "")
+            tracker.update(y, prob, loss=loss)
     return tracker.compute()
 
 
 def evaluate(model: Module, loader: Iterable, loss_fn: Any = None, device: str = "cpu",
-             class_weight: Optional[dict] = None, verbose: bool = False) -> dict:
-    """Metrics of `model` in eval mode over a loader of (images, labels) batches."""
-    return _run_epoch_eval(model, loader, loss_fn, device, class_weight, "evaluate", verbose)
+             class_weight: Optional[dict] = None, verbose: bool = False, split: str = "evaluation") -> dict:
+    """Metrics of `model` in eval mode over a loader of (images, labels) batches.
+
+    NaN/Inf in the outputs raises NonFiniteLossError naming `split` and the batch."""
+    return _run_epoch_eval(model, loader, loss_fn, device, class_weight, "evaluate", verbose, split)
+
+
+def _buffers(model: Module) -> list:
+    """(buffer, copy of its array) for every buffer: cheap, taken before each training batch."""
+    return [(b, b.data.copy()) for _, b in model.named_buffers()]
+
+
+def _all_finite(model: Module) -> bool:
+    return all(bool(np.isfinite(to_device(t.data, "cpu")).all())
+               for t in list(model.parameters()) + [b for _, b in model.named_buffers()])
 
 
 def predict_proba(model: Module, data: Any, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
@@ -150,7 +169,14 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
     as Keras does. `scheduler` is stepped per batch for OneCycleLR, per epoch otherwise.
     `checkpoint=PATH` writes the full training state (model, optimizer, scheduler, epoch,
     RNG, callbacks, history) atomically after every epoch; `resume=PATH` continues from it
-    exactly. Ctrl-C stops after cleaning up and keeps the last good checkpoint.
+    exactly.
+
+    What is never lost: NaN/Inf in the training loss puts the model back to its state before
+    that batch (batch-norm statistics included) and raises NonFiniteLossError naming split,
+    epoch and batch; NaN/Inf on the validation data first completes the epoch (its metrics
+    recorded as NaN, its checkpoint written), then raises. Ctrl-C keeps the last complete
+    epoch in `checkpoint`, says how to resume and re-raises KeyboardInterrupt (with the
+    History as its `.history`) so the caller can exit with status 130.
     """
     from .checkpoint import load_training_state, save_training_state
 
@@ -168,6 +194,12 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
             print(f"resumed from {resume}: continuing at epoch {start + 1}/{epochs}")
     trainer.history = history
     model.to(device)
+    saved = start  # complete epochs in `checkpoint`, as far as this run knows
+
+    def on_disk() -> str:
+        if checkpoint and saved:
+            return f"{checkpoint} holds the first {saved} epoch(s): continue with fit(..., resume={checkpoint!r})"
+        return "no epoch was saved" + ("" if checkpoint else " (no checkpoint was requested)")
 
     for cb in cbs:
         cb.on_train_begin(trainer)
@@ -179,6 +211,7 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(epoch)
             model.train()
+            good_state = model.state_dict()  # host copies: the fallback if a NaN reached the weights
             tracker = MetricTracker(threshold=threshold)
             t0, seen, run_loss, run_correct = time.perf_counter(), 0, 0.0, 0
             bar = tqdm(train_loader, desc=f"Epoch {epoch + 1}/{epochs}", leave=False,
@@ -187,6 +220,7 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                 trainer.batch = b
                 x, y = _split_batch(batch)
                 y = np.asarray(to_device(y, "cpu")).reshape(-1)
+                before = _buffers(model)  # the forward pass updates batch-norm running statistics
                 out = model(Tensor(to_device(x, device)))
                 target = to_device(_target_for(out, y, loss_fn), device)
                 sw = sample_weights_from_class_weight(y, class_weight)
@@ -198,6 +232,12 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                     for cb in cbs:
                         cb.on_after_backward(trainer)
                     optimizer.step()
+                else:  # keep the last good state in memory: undo this batch's statistics
+                    for buf, old in before:
+                        buf.data = old
+                    if not _all_finite(model):
+                        model.load_state_dict(good_state)
+                    bar.close()
                 for cb in cbs:
                     cb.on_batch_end(trainer, b, lv)
                 prob = to_probabilities(out, model)
@@ -210,8 +250,13 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                                 img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
             bar.close()
             logs = tracker.compute()
+            bad_val: Optional[NonFiniteLossError] = None
             if val_loader is not None:
-                val = _run_epoch_eval(model, val_loader, loss_fn, device, class_weight)
+                try:
+                    val = _run_epoch_eval(model, val_loader, loss_fn, device, class_weight,
+                                          split="validation", epoch=epoch + 1)
+                except NonFiniteLossError as e:  # finish the epoch (the training part is good), then stop
+                    bad_val, val = e, {k: math.nan for k in logs}
                 logs.update({"val_" + k: v for k, v in val.items()})
             secs = time.perf_counter() - t0
             logs["lr"] = float(optimizer.param_groups[0]["lr"])
@@ -226,13 +271,20 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                 cb.on_epoch_end(trainer, epoch, logs)
             if checkpoint:
                 save_training_state(checkpoint, model, optimizer, scheduler, cbs, epoch + 1, history)
+                saved = epoch + 1
+            if bad_val is not None:
+                raise NonFiniteLossError(f"{bad_val} Epoch {epoch + 1}'s training is kept; {on_disk()}.",
+                                         bad_val.split, bad_val.epoch, bad_val.batch) from None
             if trainer.stop_training:
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         history.interrupted = True
-        where = f"epoch {trainer.epoch + 1}, batch {trainer.batch + 1}"
-        print(f"\ninterrupted at {where}; "
-              + (f"the last complete epoch is saved in {checkpoint}" if checkpoint else "no checkpoint was requested"))
+        print(f"\ninterrupted at epoch {trainer.epoch + 1}, batch {trainer.batch + 1}; {on_disk()}", flush=True)
+        e.history = history  # type: ignore[attr-defined]
+        raise
+    except NonFiniteLossError as e:
+        e.history = history  # type: ignore[attr-defined]
+        raise
     for cb in cbs:
         cb.on_train_end(trainer)
     return history
