@@ -7,7 +7,7 @@ then the (h, w) map is resized to the input and scaled to [0, 1] per image.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -110,7 +110,7 @@ def _resolve(model: Module, target_layer: Module | str | None) -> Module | None:
     return layers[target_layer]
 
 
-def _last_leaf(model: Module) -> Optional[Module]:
+def _last_leaf(model: Module) -> Module | None:
     leaves = [m for m in model.modules() if not m._modules]
     return leaves[-1] if leaves else None
 

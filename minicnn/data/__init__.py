@@ -17,11 +17,14 @@ from .medmnist import PneumoniaMNIST, default_root
 from .npz import NpzDataset
 from .phantom import PhantomDataset, make_phantoms  # synthetic stand-in images, no download
 from .rng import get_rng, make_rng, sample_rng, seed_transforms
+from .sources import DataSourceError, DataSplits, pneumonia_splits
 from .split import random_split, train_test_split
+from .wrappers import WithTransform, balanced_subset
 
 __all__ = [
     "transforms", "Dataset", "Subset", "ConcatDataset", "get_targets", "NpzDataset", "PneumoniaMNIST",
     "PhantomDataset", "make_phantoms", "ImageFolder", "ImageLoadError", "load_image", "IMG_EXTENSIONS", "DataLoader", "default_collate",
     "random_split", "train_test_split", "class_weights", "oversample", "WeightedRandomSampler",
     "download_url", "md5sum", "default_root", "get_rng", "make_rng", "sample_rng", "seed_transforms",
+    "WithTransform", "balanced_subset", "pneumonia_splits", "DataSplits", "DataSourceError",
 ]

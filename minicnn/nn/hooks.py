@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 ForwardPreHook = Callable[[Any, tuple], Any]
 ForwardHook = Callable[[Any, tuple, Any], Any]

@@ -17,8 +17,9 @@ works on anything with `named_modules()`, `parameters()` and the forward-hook me
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,8 @@ class ModelSummary:
         out = [line, f"{'Layer (type)':<{w}}{'Output Shape':<26}{'Param #':>14}{'Trainable':>11}{'MACs':>16}", double]
         for r in self.rows:
             train = "-" if r.params == 0 else "yes" if r.trainable == r.params else "no" if r.trainable == 0 else "part"
-            out.append(f"{r.name + ' (' + r.type + ')':<{w}}{r.output_shape:<26}{r.params:>14,}{train:>11}{r.macs:>16,}")
+            label = f"{r.name} ({r.type})"
+            out.append(f"{label:<{w}}{r.output_shape:<26}{r.params:>14,}{train:>11}{r.macs:>16,}")
         out += [double,
                 f"Input shape: {(None,) + tuple(self.input_shape)}",
                 f"Total params: {self.total_params:,}",
@@ -103,7 +105,7 @@ def layer_macs(module: Any, args: tuple, output: Any) -> int:
     return per_sample * math.prod(weight.shape[1:])
 
 
-def summarize(model: Any, input_shape: Optional[Sequence[int]] = None, batch_size: int = 1) -> ModelSummary:
+def summarize(model: Any, input_shape: Sequence[int] | None = None, batch_size: int = 1) -> ModelSummary:
     """Run zeros (batch_size, *input_shape) through the model in eval mode and collect a ModelSummary."""
     shape = tuple(input_shape or getattr(model, "input_shape", ()))
     if not shape:
@@ -172,8 +174,8 @@ def summarize(model: Any, input_shape: Optional[Sequence[int]] = None, batch_siz
     return result
 
 
-def summary(model: Any, input_shape: Optional[Sequence[int]] = None, batch_size: int = 1,
-            print_fn: Optional[Callable[[str], Any]] = print) -> str:
+def summary(model: Any, input_shape: Sequence[int] | None = None, batch_size: int = 1,
+            print_fn: Callable[[str], Any] | None = print) -> str:
     """Print (with print_fn; None for silence) and return the summary table of a model."""
     text = str(summarize(model, input_shape, batch_size))
     if print_fn is not None:
