@@ -38,4 +38,4 @@ def balanced_subset(dataset: Any, n: int | None, seed: int = 0) -> Any:
     rng = np.random.default_rng(seed)
     per_class = [rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y)]
     keep = np.concatenate([idx[: n // len(per_class)] for idx in per_class])
-    return Subset(dataset, np.sort(keep))
+    return Subset(dataset, np.sort(keep).tolist())

@@ -27,6 +27,14 @@ class Module:
     `parameters()`, `state_dict()`, `train()/eval()` and `to()` reach the whole tree.
     """
 
+    # set in __init__ through object.__setattr__ (our __setattr__ needs them to exist first)
+    _parameters: OrderedDict[str, Parameter | None]
+    _buffers: OrderedDict[str, Tensor | None]
+    _modules: OrderedDict[str, Module | None]
+    _forward_pre_hooks: OrderedDict[int, ForwardPreHook]
+    _forward_hooks: OrderedDict[int, ForwardHook]
+    training: bool
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -169,7 +177,7 @@ class Module:
 
     def load_state_dict(self, state: dict, strict: bool = True) -> tuple[list[str], list[str]]:
         """Copy arrays into parameters and buffers; strict=True refuses missing or extra keys."""
-        own = dict(self.named_parameters())
+        own: dict[str, Tensor] = dict(self.named_parameters())
         own.update(self.named_buffers())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]

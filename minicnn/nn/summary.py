@@ -107,7 +107,7 @@ def layer_macs(module: Any, args: tuple, output: Any) -> int:
 
 def summarize(model: Any, input_shape: Sequence[int] | None = None, batch_size: int = 1) -> ModelSummary:
     """Run zeros (batch_size, *input_shape) through the model in eval mode and collect a ModelSummary."""
-    shape = tuple(input_shape or getattr(model, "input_shape", ()))
+    shape: tuple[int, ...] = tuple(input_shape or getattr(model, "input_shape", None) or ())
     if not shape:
         raise ValueError(f"summary: pass input_shape=(C, H, W); {type(model).__name__} does not record one")
     names: dict[int, str] = {}  # a module registered under two names (shared) keeps the first
@@ -161,10 +161,10 @@ def summarize(model: Any, input_shape: Sequence[int] | None = None, batch_size: 
         for p in module.parameters():
             owner.setdefault(id(p), first_call[id(module)])
     for p in {id(p): p for p in params}.values():
-        row = owner.get(id(p))
-        if row is not None and id(p) not in idle:
-            row.params += p.size
-            row.trainable += p.size if p.requires_grad else 0
+        holder = owner.get(id(p))
+        if holder is not None and id(p) not in idle:
+            holder.params += p.size
+            holder.trainable += p.size if p.requires_grad else 0
     result = ModelSummary(shape)
     result.rows = [row for _, row, frame in calls if not frame[1] or row.params]
     result.total_params = sum(p.size for p in params)
