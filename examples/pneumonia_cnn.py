@@ -23,21 +23,20 @@ from pathlib import Path
 import numpy as np
 
 import minicnn
-from minicnn import nn, optim, plots
 from minicnn import data as D
+from minicnn import nn, optim, plots
 from minicnn.data import transforms as T
+from minicnn.data.sources import REAL_DATA_HELP
 from minicnn.metrics import best_threshold, binary_metrics, confusion_matrix, roc_curve
-from minicnn.models import pneumonia_cnn
 from minicnn.train import EarlyStopping, ModelCheckpoint, fit, predict_proba
 
 SIZES = (28, 64, 128, 180, 224)
 CLASSES = ["normal", "pneumonia"]
-REAL_DATA_HELP = """To train on real chest X-rays, get PneumoniaMNIST (CC BY 4.0, MedMNIST v2):
-  - with network access, just run this script again: it downloads pneumoniamnist.npz
-    from Zenodo record 10519652 (md5-checked) into ~/.cache/minicnn;
-  - or download https://zenodo.org/records/10519652/files/pneumoniamnist.npz yourself and
-    pass --data /path/to/pneumoniamnist.npz (or set MINICNN_DATA_DIR to its folder);
-  - or pass --data path/to/chest_xray (the Kaggle "Chest X-Ray Images (Pneumonia)" folder)."""
+# Keras' batch-norm momentum (0.99) leaves the running variance near its initial 1.0 for
+# ~1000 steps while these activations have variance ~1e-4: eval-mode outputs are garbage
+# for the first epochs. PyTorch's momentum 0.1 fixes that (see models.pneumonia_cnn).
+BN_MOMENTUM = 0.1
+BN_EPS = 1e-3  # Keras' BatchNormalization epsilon
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,7 +67,51 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-# ---- data -----------------------------------------------------------------------------------
+# ---- the model: the tutorial's conv_block / dense_block, in minicnn layers -----------------
+def conv_block(in_channels: int, filters: int, pool: bool = True) -> nn.Sequential:
+    """Two separable 3x3 'same' convolutions with ReLU, batch norm, a 2x2 max-pool."""
+    layers = [nn.SeparableConv2d(in_channels, filters, 3, padding="same"), nn.ReLU(),
+              nn.SeparableConv2d(filters, filters, 3, padding="same"), nn.ReLU(),
+              nn.BatchNorm2d(filters, eps=BN_EPS, momentum=BN_MOMENTUM)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+def dense_block(in_features: int, units: int, dropout: float) -> nn.Sequential:
+    """Dense layer with ReLU, batch norm, dropout."""
+    return nn.Sequential(nn.Linear(in_features, units), nn.ReLU(),
+                         nn.BatchNorm1d(units, eps=BN_EPS, momentum=BN_MOMENTUM), nn.Dropout(dropout))
+
+
+def build_model(size: int) -> nn.Sequential:
+    """(N, 1, size, size) X-rays -> (N, 1) probability of pneumonia."""
+    # five 2x2 max-pools divide the side by 32; at 28 px the fifth would leave less than one
+    # pixel (28 -> 14 -> 7 -> 3 -> 1), so that block keeps its 1x1 map and skips the pool
+    last_pool = size >= 32
+    side = size // 32 if last_pool else 1
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding="same"), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding="same"), nn.ReLU(),
+        nn.MaxPool2d(2),
+        conv_block(16, 32),
+        conv_block(32, 64),
+        conv_block(64, 128),
+        nn.Dropout(0.2),
+        conv_block(128, 256, pool=last_pool),
+        nn.Dropout(0.2),
+        nn.Flatten(),                                   # (N, 256 * side * side)
+        dense_block(256 * side * side, 512, 0.7),
+        dense_block(512, 128, 0.5),
+        dense_block(128, 64, 0.3),
+        nn.Linear(64, 1), nn.Sigmoid(),
+    )
+    nn.init.keras_init_(model)  # Keras defaults: glorot-uniform kernels, zero biases
+    model.input_shape = (1, size, size)
+    return model
+
+
+# ---- data helpers -------------------------------------------------------------------------
 def banner(lines: list[str]) -> None:
     width = max(len(s) for s in lines) + 4
     print("\n" + "#" * width)
@@ -77,79 +120,7 @@ def banner(lines: list[str]) -> None:
     print("#" * width + "\n", flush=True)
 
 
-def load_splits(args) -> tuple[dict, str]:
-    """{'train','val','test'} datasets of HWC uint8 grayscale images, and the dataset's name."""
-    if args.synthetic:
-        return phantom_splits(args), "synthetic chest phantoms (NOT real X-rays)"
-    if args.data:
-        path = Path(args.data).expanduser()
-        if not path.exists():
-            sys.exit(f"error: --data {path} does not exist")
-        if path.is_file():
-            if path.suffix != ".npz":
-                sys.exit(f"error: --data {path} is a file but not a .npz")
-            try:
-                splits = {s: D.NpzDataset(path, s) for s in ("train", "val", "test")}
-            except KeyError as e:
-                sys.exit(f"error: --data {path}: {e.args[0]} (expected MedMNIST keys train_images, train_labels, "
-                         f"val_images, ..., test_labels)")
-            return splits, path.name
-        if (path / "train").is_dir():
-            return folder_splits(path, args), f"{path.name} folder"
-        npzs = sorted(path.glob("pneumoniamnist*.npz"))
-        if not npzs:
-            sys.exit(f"error: --data {path} holds neither train/ and test/ folders nor pneumoniamnist*.npz")
-        size = args.size or 28
-        return {s: D.PneumoniaMNIST(s, size=size, root=path, download=False) for s in ("train", "val", "test")}, \
-            f"PneumoniaMNIST {size}px"
-    size = args.size or 28
-    try:
-        return {s: D.PneumoniaMNIST(s, size=size if size in (28, 64, 128, 224) else 28)
-                for s in ("train", "val", "test")}, f"PneumoniaMNIST {size}px"
-    except Exception as e:  # offline and nothing cached
-        if args.no_fallback:
-            sys.exit(f"error: no real data: {e}\n\n{REAL_DATA_HELP}")
-        banner(["NO REAL DATA FOUND - training on SYNTHETIC chest phantoms.",
-                "Its numbers say NOTHING about real chest X-rays.", ""] + REAL_DATA_HELP.splitlines()
-               + ["", f"(reason: {str(e)[:90]})"])
-        return phantom_splits(args), "synthetic chest phantoms (NOT real X-rays)"
-
-
-def phantom_splits(args) -> dict:
-    size = args.size or 64
-    n = {"train": 2000, "val": 300, "test": 600}
-    return {s: D.PhantomDataset(s, n=n[s], size=size, seed=args.seed) for s in n}
-
-
-def folder_splits(path: Path, args) -> dict:
-    """Kaggle layout: chest_xray/{train,test}/{NORMAL,PNEUMONIA}; validation carved from train."""
-    size = args.size or 180
-    resize = T.Resize((size, size))
-    train_all = D.ImageFolder(path / "train", transform=resize, grayscale=True)
-    test = D.ImageFolder(path / "test", transform=resize, grayscale=True)
-    if [c.lower() for c in train_all.classes] != CLASSES:
-        sys.exit(f"error: {path}/train has classes {train_all.classes}, expected NORMAL and PNEUMONIA")
-    train, val = D.train_test_split(train_all, test_size=args.val_fraction, stratify=True, seed=args.seed)
-    return {"train": train, "val": val, "test": test}
-
-
-def limit(ds, n, seed):
-    """A class-balanced-as-possible subset of at most n items (for --limit smoke runs)."""
-    if n is None or len(ds) <= n:
-        return ds
-    y = D.get_targets(ds)
-    r = np.random.default_rng(seed)
-    per = [r.permutation(np.flatnonzero(y == c)) for c in np.unique(y)]
-    idx = np.concatenate([p[: n // len(per)] for p in per])
-    return D.Subset(ds, np.sort(idx))
-
-
-def image_size(ds) -> int:
-    img = ds[0][0]
-    return int(np.asarray(img).shape[0])
-
-
-def make_transforms(size: int, native: int, train: bool):
+def make_transforms(size: int, native: int, train: bool) -> T.Compose:
     """uint8 HWC -> float32 CHW in [0, 1]; light affine augmentation for training."""
     steps = []
     if native != size:
@@ -158,21 +129,6 @@ def make_transforms(size: int, native: int, train: bool):
         steps.append(T.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1)))
     steps.append(T.ToArray())
     return T.Compose(steps)
-
-
-class WithTransform(D.Dataset):
-    """Apply a transform on top of a dataset's items (keeps the base dataset untouched)."""
-
-    def __init__(self, base, transform):
-        self.base, self.transform = base, transform
-        self.targets = D.get_targets(base)
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        img, y = self.base[i]
-        return self.transform(img), y
 
 
 # ---- main ---------------------------------------------------------------------------------
@@ -187,9 +143,19 @@ def main(argv=None) -> dict:
     D.seed_transforms(args.seed)
     t_start = time.time()
 
-    splits, dataset_name = load_splits(args)
-    splits = {k: limit(v, args.limit, args.seed) for k, v in splits.items()}
-    native = image_size(splits["train"])
+    # ---- data: real X-rays if there are any (see minicnn.data.sources), else loud phantoms ----
+    try:
+        found = D.pneumonia_splits(args.data, args.size, synthetic=args.synthetic, fallback=not args.no_fallback,
+                                   val_fraction=args.val_fraction, seed=args.seed)
+    except D.DataSourceError as e:
+        sys.exit(f"error: {e}")
+    if found.fallback_reason is not None:
+        banner(["NO REAL DATA FOUND - training on SYNTHETIC chest phantoms.",
+                "Its numbers say NOTHING about real chest X-rays.", ""] + REAL_DATA_HELP.splitlines()
+               + ["", f"(reason: {found.fallback_reason[:90]})"])
+    dataset_name = found.name
+    splits = {k: D.balanced_subset(v, args.limit, args.seed) for k, v in found.datasets.items()}
+    native = int(np.asarray(splits["train"][0][0]).shape[0])  # the images' own side in pixels
     size = args.size or native
     if size not in SIZES:
         sys.exit(f"error: images are {native}px; pass --size with one of {SIZES}")
@@ -198,15 +164,15 @@ def main(argv=None) -> dict:
         f"{k} {len(v)} ({np.bincount(targets[k], minlength=2)[0]} normal / {np.bincount(targets[k], minlength=2)[1]} "
         f"pneumonia)" for k, v in splits.items()))
 
-    train_ds = WithTransform(splits["train"], make_transforms(size, native, train=True))
+    train_ds = D.WithTransform(splits["train"], make_transforms(size, native, train=True))
     eval_tf = make_transforms(size, native, train=False)
-    val_ds, test_ds = WithTransform(splits["val"], eval_tf), WithTransform(splits["test"], eval_tf)
+    val_ds, test_ds = D.WithTransform(splits["val"], eval_tf), D.WithTransform(splits["test"], eval_tf)
     loader = dict(batch_size=args.batch_size, num_workers=args.workers, seed=args.seed)
     train_loader = D.DataLoader(train_ds, shuffle=True, **loader)
     val_loader = D.DataLoader(val_ds, **loader)
     test_loader = D.DataLoader(test_ds, **loader)
 
-    # plots of the data, before training
+    # a look at the data before training
     plots.plot_class_distribution({k: targets[k] for k in splits}, CLASSES, out / "class_distribution.png",
                                   dataset=dataset_name)
     sample = [splits["train"][i] for i in range(min(16, len(splits["train"])))]
@@ -215,12 +181,11 @@ def main(argv=None) -> dict:
     xb, yb = next(iter(train_loader))
     plots.plot_augmented_batch(xb[:16], yb[:16], CLASSES, out / "augmented_batch.png", dataset=dataset_name)
 
-    # the model and its training set-up, as in the tutorial
-    # Keras' batch-norm momentum (0.99) leaves the running variance near its initial 1.0 for
-    # ~1000 steps while these activations have variance ~1e-4: eval-mode outputs are garbage
-    # for the first epochs. PyTorch's momentum 0.1 fixes that (see pneumonia_cnn's docstring).
-    model = pneumonia_cnn(size, in_channels=1, bn_momentum=0.1)
+    # ---- the model ----
+    model = build_model(size)
     model.summary()
+
+    # ---- training, as in the tutorial: class weights, Adam, plus a cosine schedule ----
     cw = D.class_weights(targets["train"])
     print("class weights (Keras formula n / (2 n_c)):", {CLASSES[k]: round(v, 3) for k, v in cw.items()})
     opt = optim.Adam(model.parameters(), lr=args.lr, eps=1e-7)  # Keras' Adam epsilon
@@ -234,7 +199,7 @@ def main(argv=None) -> dict:
                   checkpoint=str(out / "state.npz"), resume=str(out / "state.npz") if args.resume else None)
     train_seconds = time.time() - t_start
 
-    # final evaluation on the TEST split (never used for model selection)
+    # ---- evaluation on the TEST split (never used for model selection) ----
     prob_val = predict_proba(model, val_loader, device=args.device)
     prob = predict_proba(model, test_loader, device=args.device)
     y = targets["test"]
@@ -244,10 +209,12 @@ def main(argv=None) -> dict:
     m05 = binary_metrics(y, prob, threshold=0.5)
     cm = confusion_matrix(y, (prob >= thr).astype(int), num_classes=2)
     fpr, tpr, _ = roc_curve(y, prob)
-    print(f"\nTEST ({len(y)} images, {dataset_name}, threshold {thr:.3f} chosen on validation): accuracy {m['accuracy']:.4f}  precision {m['precision']:.4f}  "
+    print(f"\nTEST ({len(y)} images, {dataset_name}, threshold {thr:.3f} chosen on validation): "
+          f"accuracy {m['accuracy']:.4f}  precision {m['precision']:.4f}  "
           f"recall {m['recall']:.4f}  specificity {m['specificity']:.4f}  AUC {m['auc']:.4f}")
     print("confusion matrix [rows true normal/pneumonia, cols predicted]:\n", cm)
 
+    # ---- plots of the results ----
     imgs = np.concatenate([b[0] for _, b in zip(range(1), test_loader)])[:16]
     plots.plot_history(dict(history), out / "training_curves.png", dataset=dataset_name)
     plots.plot_confusion_matrix(cm, CLASSES, out / "confusion_matrix.png", dataset=dataset_name)
@@ -259,10 +226,10 @@ def main(argv=None) -> dict:
                                 out / "probabilities.png", y_true=y[:6], dataset=dataset_name)
     try:
         from minicnn.gradcam import grad_cam
-        last_conv = [mod for mod in model.modules() if type(mod).__name__ == "SeparableConv2d"][-1]
-        heat = grad_cam(model, minicnn.tensor(imgs[:8]), last_conv)
+        heat = grad_cam(model, minicnn.tensor(imgs[:8]))  # the last conv layer with a map >= 7x7
         plots.plot_gradcam(imgs[:8], heat, out / "gradcam.png",
-                           titles=[f"{CLASSES[a]} / P(pneumonia)={p:.2f}" for a, p in zip(y[:8], prob[:8])], dataset=dataset_name)
+                           titles=[f"{CLASSES[a]} / P(pneumonia)={p:.2f}" for a, p in zip(y[:8], prob[:8])],
+                           dataset=dataset_name)
     except Exception as e:  # Grad-CAM is a bonus; never lose the run's results over it
         print(f"warning: Grad-CAM failed: {e}")
 

@@ -7,13 +7,14 @@ then the (h, w) map is resized to the input and scaled to [0, 1] per image.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
-from .autograd import Tensor, enable_grad
+from .autograd import Tensor, enable_grad, no_grad
 from .backend import to_device
 from .nn.activation import LogSoftmax, Sigmoid, Softmax
+from .nn.container import ModuleList, Sequential
 from .nn.module import Module
 
 
@@ -38,41 +39,88 @@ def resize_bilinear(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-class _Capture:
-    """Temporarily replace `module.forward` to record its inputs and output (restored on exit)."""
-
-    def __init__(self, module: Module):
-        self.module, self.inputs, self.outputs = module, [], []
-
-    def __enter__(self) -> "_Capture":
-        m = self.module
-        self.had_own = "forward" in vars(m)  # already wrapped by someone: put theirs back later
-        self.original = m.forward
-
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            out = self.original(*args, **kwargs)
-            self.inputs.append(args[0] if args else None)
-            self.outputs.append(out)
-            return out
-
-        object.__setattr__(m, "forward", forward)  # an instance attribute shadows the class method
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.had_own:
-            object.__setattr__(self.module, "forward", self.original)
-        else:
-            object.__delattr__(self.module, "forward")
+MIN_MAP_SIZE = 7  # a coarser map cannot say where: at 1x1 the normalised map is constant
 
 
-def _last_leaf(model: Module) -> Optional[Module]:
+def _outputs_by_layer(model: Module) -> tuple[list[tuple[str, Module, Any, Any]], list[Any]]:
+    """Hook every submodule; the list fills with (name, module, first input, output) in completion order."""
+    names: dict[int, tuple[str, Module]] = {}
+    for name, m in model.named_modules():
+        if m is not model:
+            names.setdefault(id(m), (name, m))
+    record: list[tuple[str, Module, Any, Any]] = []
+
+    def hook(module: Module, args: tuple, output: Any) -> None:
+        record.append((names[id(module)][0], module, args[0] if args else None, output))
+
+    return record, [m.register_forward_hook(hook) for _, m in names.values()]
+
+
+def _is_map(t: Any) -> bool:
+    return isinstance(t, Tensor) and t.ndim == 4
+
+
+def _is_conv(m: Module) -> bool:
+    """A convolution or a block built of them (not a plain Sequential/ModuleList holding several)."""
+    return not isinstance(m, (Sequential, ModuleList)) and any(p.ndim == 4 for p in m.parameters())
+
+
+def pick_target(record: list[tuple[str, Module, Any, Any]], min_size: int = MIN_MAP_SIZE) -> str:
+    """The name of the last convolutional layer to finish whose feature map is at least min_size x min_size.
+
+    `record` is (name, module, input, output) per call, from one forward pass (see grad_cam).
+    Convolutions (modules holding a 4-d weight, e.g. Conv2d, SeparableConv2d, a residual
+    block) only: a batch norm's output is shifted by its running mean, so sum_k w_k A_k is
+    often negative everywhere and the rectified map blank. With no map that large, the last
+    of the largest; with no convolution at all, any layer with a 4-d output.
+    """
+    maps = [(name, min(out.shape[2:])) for name, m, _, out in record if _is_map(out) and _is_conv(m)]
+    maps = maps or [(name, min(out.shape[2:])) for name, _, _, out in record if _is_map(out)]
+    if not maps:
+        raise ValueError("grad_cam: the model produced no 4-d feature maps (N, K, h, w); pass target_layer")
+    big = [name for name, side in maps if side >= min_size]
+    if big:
+        return big[-1]
+    largest = max(side for _, side in maps)
+    return [name for name, side in maps if side == largest][-1]
+
+
+def default_target(model: Module, x: Any, min_size: int = MIN_MAP_SIZE) -> str:
+    """The name of the layer grad_cam explains by default for inputs like x (N, C, H, W) (see pick_target)."""
+    modes = {m: m.training for m in model.modules()}
+    record, handles = _outputs_by_layer(model)
+    try:
+        with no_grad():
+            model.eval()(x if isinstance(x, Tensor) else Tensor(x))
+    finally:
+        for h in handles:
+            h.remove()
+        for m, mode in modes.items():
+            object.__setattr__(m, "training", mode)
+    return pick_target(record, min_size)
+
+
+def _resolve(model: Module, target_layer: Module | str | None) -> Module | None:
+    if target_layer is None or isinstance(target_layer, Module):
+        return target_layer
+    layers = dict(model.named_modules())
+    if target_layer not in layers or not target_layer:
+        some = ", ".join(n for n in list(layers)[1:12])
+        raise ValueError(f"grad_cam: the model has no layer named {target_layer!r} (names look like: {some}, ...)")
+    return layers[target_layer]
+
+
+def _last_leaf(model: Module) -> Module | None:
     leaves = [m for m in model.modules() if not m._modules]
     return leaves[-1] if leaves else None
 
 
-def grad_cam(model: Module, x: Any, target_layer: Module, class_idx: Any = None) -> np.ndarray:
-    """Grad-CAM heat maps (N, H, W) in [0, 1] for a batch x (N, C, H, W), from target_layer's output (N, K, h, w).
+def grad_cam(model: Module, x: Any, target_layer: Module | str | None = None, class_idx: Any = None,
+             min_size: int = MIN_MAP_SIZE) -> np.ndarray:
+    """Grad-CAM heat maps (N, H, W) in [0, 1] for a batch x (N, C, H, W), from a layer's output (N, K, h, w).
 
+    target_layer: a submodule, its name in `model.named_modules()` (e.g. "features.3"), or
+    None for the last layer whose feature map is at least min_size x min_size (`pick_target`).
     The score explained is the class logit: for a model ending in Sigmoid/Softmax the input
     of that final layer is used, so saturated probabilities do not zero the gradient. With one
     output, class_idx None or 1 explains the positive class and 0 the negative one (the
@@ -85,33 +133,41 @@ def grad_cam(model: Module, x: Any, target_layer: Module, class_idx: Any = None)
     if not np.issubdtype(np.dtype(str(data.dtype)), np.floating):
         raise TypeError(f"grad_cam: x must be floating point (normalised like the training data), got {data.dtype}")
     n, (height, width) = data.shape[0], data.shape[2:]
+    target = _resolve(model, target_layer)
 
     modes = {m: m.training for m in model.modules()}
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
     head = _last_leaf(model)
-    head = head if isinstance(head, (Sigmoid, Softmax, LogSoftmax)) and head is not target_layer else None
+    head = head if isinstance(head, (Sigmoid, Softmax, LogSoftmax)) and head is not target else None
+    record, handles = _outputs_by_layer(model)
     try:
         model.eval()
         for p in params:  # gradients w.r.t. the weights are not needed, and must not be disturbed
             p.requires_grad = False
-        with enable_grad(), _Capture(target_layer) as feat:
-            if head is not None:
-                with _Capture(head) as last:
-                    out = model(Tensor(data, requires_grad=True))
-                if last.outputs and last.outputs[-1] is out:
-                    out = last.inputs[-1]  # the logits that went into the final activation
-            else:
-                out = model(Tensor(data, requires_grad=True))
-        if not feat.outputs:
-            raise ValueError(f"grad_cam: target_layer {type(target_layer).__name__} was not called by the model")
-        acts = feat.outputs[-1]  # a layer used twice: explain its last use
-        if acts.ndim != 4:
-            raise ValueError(f"grad_cam: target_layer must output feature maps (N, K, h, w), got shape {acts.shape}")
+        with enable_grad():
+            out = model(Tensor(data, requires_grad=True))
+        for h in handles:
+            h.remove()
+        if target is None:
+            name = pick_target(record, min_size)
+            target = dict(model.named_modules())[name]
+        feats = [o for _, m, _, o in record if m is target]
+        if not feats:
+            raise ValueError(f"grad_cam: target_layer {type(target).__name__} was not called by the model")
+        last = [(i, o) for _, m, i, o in record if m is head]
+        if last and last[-1][1] is out:
+            out = last[-1][0]  # the logits that went into the final activation
+        acts = feats[-1]  # a layer used twice: explain its last use
+        if not _is_map(acts):
+            raise ValueError(f"grad_cam: target_layer must output feature maps (N, K, h, w), got shape "
+                             f"{getattr(acts, 'shape', None)}")
         acts.retain_grad()
         out.backward(_score_gradient(out, class_idx, n))
         a, g = acts.numpy().astype(np.float64), acts.grad.numpy().astype(np.float64)
     finally:
+        for h in handles:
+            h.remove()
         for p, f in zip(params, flags):
             p.requires_grad = f
         for m, mode in modes.items():

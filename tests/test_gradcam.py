@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
+import minicnn
+from minicnn import nn, optim
 from minicnn.autograd import Tensor
-from minicnn.gradcam import grad_cam, resize_bilinear
-
-nn = pytest.importorskip("minicnn.nn")
-if not all(hasattr(nn, name) for name in ("Conv2d", "GlobalAvgPool2d")):
-    pytest.skip("minicnn.nn.Conv2d / GlobalAvgPool2d not available yet", allow_module_level=True)
+from minicnn.data import make_phantoms
+from minicnn.gradcam import default_target, grad_cam, resize_bilinear
+from minicnn.models import pneumonia_cnn
 
 
 def set_weights(layer, weight, bias):
@@ -91,6 +91,7 @@ def test_model_is_left_as_found():
     grad_cam(model, x, conv)
     assert model.training and conv.training
     assert "forward" not in vars(conv)
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
     assert fc.weight.requires_grad is False and conv.weight.requires_grad is True
     assert all(p.grad is None for p in model.parameters())
     assert model(Tensor(x)).shape == (1, 2)  # the layer still works after its forward was restored
@@ -110,3 +111,58 @@ def test_errors_name_the_problem():
         grad_cam(model, x[0], conv)
     with pytest.raises(TypeError, match="floating"):
         grad_cam(model, x.astype(np.uint8), conv)
+    with pytest.raises(ValueError, match="no layer named 'features.9'"):
+        grad_cam(model, x, "features.9")
+    assert all(not m._forward_hooks for m in model.modules())  # hooks removed after errors too
+
+
+def test_target_by_name_equals_target_by_module():
+    model, conv, _ = linear_head_model()
+    x = np.random.default_rng(3).normal(size=(2, 1, 6, 6)).astype(np.float32)
+    np.testing.assert_array_equal(grad_cam(model, x, "0"), grad_cam(model, x, conv))
+    np.testing.assert_array_equal(grad_cam(model, x), grad_cam(model, x, conv))  # the only conv: the default
+
+
+@pytest.mark.parametrize("size,name,side", [(28, "6.2", 7), (64, "7.2", 8), (180, "9.2", 11)])
+def test_default_target_is_the_last_conv_with_a_7x7_map(size, name, side):
+    # pneumonia_cnn at 28 px: the last block's map is 1x1 (a constant, blank Grad-CAM);
+    # the default is the last SeparableConv2d whose map is still >= 7x7
+    model = pneumonia_cnn(size)
+    x = np.random.default_rng(5).random((1, 1, size, size), dtype=np.float32)
+    assert default_target(model, x) == name
+    layer = dict(model.named_modules())[name]
+    shapes = []
+    with layer.register_forward_hook(lambda m, a, o: shapes.append(o.shape)):
+        model.eval()(minicnn.tensor(x))
+    assert isinstance(layer, nn.SeparableConv2d) and shapes[0][2:] == (side, side)
+    if size == 28:
+        np.testing.assert_array_equal(grad_cam(model, x), grad_cam(model, x, name))
+
+
+def test_small_inputs_fall_back_to_the_largest_map():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d(2), nn.Conv2d(2, 2, 3, padding=1),
+                          nn.GlobalAvgPool2d(), nn.Linear(2, 1))
+    x = np.random.default_rng(4).normal(size=(1, 1, 4, 4)).astype(np.float32)  # maps 4x4, then 2x2
+    np.testing.assert_array_equal(grad_cam(model, x), grad_cam(model, x, model[0]))
+
+
+def test_trained_model_maps_are_informative():
+    """A few Adam steps on phantoms: each default map varies across the image and between images."""
+    minicnn.manual_seed(0)
+    images, labels = make_phantoms(64, size=28, seed=1)
+    x = images[:, None].astype(np.float32) / 255   # (64, 1, 28, 28)
+    y = labels[:, None].astype(np.float32)
+    model = pneumonia_cnn(28, bn_momentum=0.1)
+    opt, loss_fn = optim.Adam(model.parameters(), lr=1e-3), nn.BCELoss()
+    for step in range(8):
+        idx = np.arange(step * 8, step * 8 + 16) % 64
+        loss = loss_fn(model(Tensor(x[idx])), Tensor(y[idx]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    cam = grad_cam(model, x[:6])
+    assert cam.shape == (6, 28, 28)
+    assert (cam.reshape(6, -1).std(axis=1) > 0.05).all()        # not constant (a 1x1 map would be)
+    assert (cam.reshape(6, -1).max(axis=1) == pytest.approx(1.0))
+    diffs = [np.abs(cam[i] - cam[j]).mean() for i in range(6) for j in range(i + 1, 6)]
+    assert min(diffs) > 0.01                                     # each image gets its own map

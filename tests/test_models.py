@@ -1,10 +1,10 @@
-"""The tutorial's pneumonia CNN: builds at every supported size, Keras defaults, summary()."""
+"""The tutorial's pneumonia CNN: builds at every supported size, Keras defaults (summary(): test_summary.py)."""
 import numpy as np
 import pytest
 
 import minicnn
 from minicnn import nn
-from minicnn.models import pneumonia_cnn, summary
+from minicnn.models import pneumonia_cnn
 
 
 @pytest.mark.parametrize("size,side", [(28, 1), (64, 2), (180, 5), (224, 7)])
@@ -33,18 +33,6 @@ def test_keras_defaults():
     assert np.abs(w).max() <= np.sqrt(6 / (w.shape[0] + w.shape[1]))
     assert isinstance(list(model.modules())[-1], nn.Sigmoid)
     assert not isinstance(list(pneumonia_cnn(64, sigmoid=False).modules())[-1], nn.Sigmoid)
-
-
-def test_summary_lists_layers_and_counts():
-    model = pneumonia_cnn(28)
-    text = summary(model, (1, 28, 28), print_fn=None)
-    assert "SeparableConv2d" in text and "(None, 256, 1, 1)" in text and "(None, 1)" in text
-    assert f"Total params: {model.num_parameters():,}" in text
-    rows = [l for l in text.splitlines() if "(" in l and "Layer" not in l]
-    counted = sum(int(l.split()[-1].replace(",", "")) for l in rows)
-    assert counted == model.num_parameters()  # every parameter appears in exactly one row
-    with pytest.raises(ValueError, match="input_shape"):
-        summary(nn.Sequential(nn.Linear(2, 2)), print_fn=None)
 
 
 def test_too_small_input():

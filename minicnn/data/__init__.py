@@ -19,7 +19,9 @@ from .medmnist import PneumoniaMNIST, default_root, verify_file
 from .npz import NpzDataset
 from .phantom import PhantomDataset, make_phantoms  # synthetic stand-in images, no download
 from .rng import get_rng, make_rng, sample_rng, seed_transforms
+from .sources import DataSourceError, DataSplits, pneumonia_splits
 from .split import random_split, train_test_split
+from .wrappers import WithTransform, balanced_subset
 
 __all__ = [
     "transforms", "Dataset", "Subset", "ConcatDataset", "get_targets", "NpzDataset", "PneumoniaMNIST",
@@ -28,4 +30,5 @@ __all__ = [
     "download_url", "md5sum", "default_root", "get_rng", "make_rng", "sample_rng", "seed_transforms",
     "DataError", "DownloadError", "MissingArrayError", "SampleError", "check_labels", "check_split_folder",
     "check_images", "verify_file",
+    "WithTransform", "balanced_subset", "pneumonia_splits", "DataSplits", "DataSourceError",
 ]

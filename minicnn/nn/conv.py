@@ -132,11 +132,11 @@ class SeparableConv2d(Module):
         who = f"SeparableConv2d({self.extra_repr()})"
         if x.ndim == 4 and x.shape[1] != self.in_channels:
             raise ValueError(f"{who}: expected input with {self.in_channels} channels, got shape {tuple(x.shape)}")
-        d = self.depthwise
-        h = DepthwiseConv2dFn(d.stride, d.padding, d.dilation, who=who)(x, d.weight)
-        p = self.pointwise
-        fn = Conv2dFn(who=who)
-        return fn(h, p.weight) if p.bias is None else fn(h, p.weight, p.bias)
+        try:
+            h = self.depthwise(x)  # (N, C*m, oh, ow)
+        except ValueError as e:  # name the layer the user wrote, not only its inner part
+            raise ValueError(f"{who}.depthwise: {e}") from e
+        return self.pointwise(h)  # (N, out, oh, ow)
 
     def load_keras_weights(self, depthwise_kernel: Any, pointwise_kernel: Any, bias: Optional[Any] = None) -> None:
         """Copy Keras weights in: depthwise_kernel (kh, kw, C, m), pointwise_kernel (1, 1, C*m, out), bias (out,)."""

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from ..autograd import Tensor, no_grad
 from ..backend import to_device
+from .hooks import ForwardHook, ForwardPreHook, RemovableHandle, call_with_hooks
 from .parameter import Parameter
+from .summary import summary
 
 
 class StateDictKeyError(KeyError):
@@ -25,11 +27,21 @@ class Module:
     `parameters()`, `state_dict()`, `train()/eval()` and `to()` reach the whole tree.
     """
 
+    # set in __init__ through object.__setattr__ (our __setattr__ needs them to exist first)
+    _parameters: OrderedDict[str, Parameter | None]
+    _buffers: OrderedDict[str, Tensor | None]
+    _modules: OrderedDict[str, Module | None]
+    _forward_pre_hooks: OrderedDict[int, ForwardPreHook]
+    _forward_hooks: OrderedDict[int, ForwardHook]
+    training: bool
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     # ---- registration -------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -61,7 +73,21 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        if not (self._forward_pre_hooks or self._forward_hooks):  # the common case: no hooks at all
+            return self.forward(*args, **kwargs)
+        return call_with_hooks(self, self.forward, self._forward_pre_hooks, self._forward_hooks, args, kwargs)
+
+    def register_forward_pre_hook(self, hook: ForwardPreHook) -> RemovableHandle:
+        """Call hook(module, args) before every forward; a non-None result replaces args."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_forward_hook(self, hook: ForwardHook) -> RemovableHandle:
+        """Call hook(module, args, output) after every forward; a non-None result replaces output."""
+        handle = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = hook
+        return handle
 
     # ---- traversal ----------------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
@@ -151,7 +177,7 @@ class Module:
 
     def load_state_dict(self, state: dict, strict: bool = True) -> tuple[list[str], list[str]]:
         """Copy arrays into parameters and buffers; strict=True refuses missing or extra keys."""
-        own = dict(self.named_parameters())
+        own: dict[str, Tensor] = dict(self.named_parameters())
         own.update(self.named_buffers())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -192,10 +218,10 @@ class Module:
             lines.append(f"  ({name}): {sub}")
         return "\n".join(lines) + "\n)"
 
-    def summary(self, input_shape=None, batch_size: int = 1) -> str:
-        """Print and return a Keras-style table of layers, output shapes and parameter counts."""
-        from ..models.summary import summary
-        return summary(self, input_shape, batch_size)
+    def summary(self, input_shape: Optional[Sequence[int]] = None, batch_size: int = 1,
+                print_fn: Optional[Callable[[str], Any]] = print) -> str:
+        """Print and return a table of layers: output shapes, parameters (trainable/frozen), MACs."""
+        return summary(self, input_shape, batch_size, print_fn)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return int(sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only))
