@@ -15,6 +15,13 @@ def medmnist_npz(path, n=8, size=28):
     np.savez(path, **arrays)
 
 
+@pytest.fixture(autouse=True)
+def small_official_counts(monkeypatch):
+    """medmnist_npz's tiny files stand in for the official one: give them the official class counts."""
+    monkeypatch.setattr(medmnist, "CLASS_COUNTS", {s: (4, 4) for s in ("train", "val", "test")})
+    monkeypatch.setattr(medmnist, "_verified", {})
+
+
 @pytest.fixture
 def few_phantoms(monkeypatch):
     monkeypatch.setattr(sources, "PHANTOM_SIZES", {"train": 20, "val": 3, "test": 6})  # drawing 2900 is slow
@@ -88,6 +95,13 @@ def test_cached_file_is_used(tmp_path, monkeypatch):
     medmnist_npz(tmp_path / "pneumoniamnist.npz")
     s = D.pneumonia_splits()
     assert s.name == "PneumoniaMNIST 28px" and s.fallback_reason is None and len(s.datasets["train"]) == 8
+
+
+def test_damaged_cached_file_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINICNN_DATA_DIR", str(tmp_path))
+    (tmp_path / "pneumoniamnist.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(D.DataError, match="pneumoniamnist.npz"):
+        D.pneumonia_splits()
 
 
 def test_with_transform_and_balanced_subset():

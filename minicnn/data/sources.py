@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import transforms as T
+from .errors import DownloadError
 from .folder import ImageFolder
 from .medmnist import MD5, PneumoniaMNIST
 from .npz import NpzDataset
@@ -105,7 +106,8 @@ def pneumonia_splits(data: str | Path | None = None, size: int | None = None, *,
     try:  # the cache ($MINICNN_DATA_DIR or ~/.cache/minicnn), else the official download
         mnist_size = px if px in MD5 else 28  # other sizes are resized from 28 px by the caller
         return DataSplits({s: PneumoniaMNIST(s, size=mnist_size) for s in SPLITS}, f"PneumoniaMNIST {px}px")
-    except Exception as e:  # offline and nothing cached
+    except (FileNotFoundError, DownloadError) as e:  # offline and nothing cached: the only case for phantoms
+        # A damaged or wrong file (DataError) is never replaced by phantoms: the user must see it.
         if not fallback:
             raise DataSourceError(f"no real data: {e}\n\n{REAL_DATA_HELP}") from e
         splits = phantom_splits(size, seed)  # phantoms default to 64 px
