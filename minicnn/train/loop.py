@@ -81,8 +81,8 @@ class History(dict):
     interrupted = False
 
 
-def _run_epoch_eval(model, loader, loss_fn, device, class_weight, desc=None, verbose=False) -> dict:
-    tracker = MetricTracker()
+def _run_epoch_eval(model, loader, loss_fn, device, class_weight, desc=None, verbose=False, tracker=None) -> dict:
+    tracker = MetricTracker() if tracker is None else tracker
     model.eval()
     with no_grad():
         it = tqdm(loader, desc=desc, leave=False, disable=not verbose, dynamic_ncols=True)
@@ -142,7 +142,7 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
         optimizer: Any, epochs: int = 1, scheduler: Any = None, scheduler_interval: Optional[str] = None,
         class_weight: Optional[dict] = None, callbacks: Sequence[Callback] = (), device: str = "cpu",
         checkpoint: Optional[str] = None, resume: Optional[str] = None, verbose: int = 1,
-        threshold: float = 0.5) -> History:
+        threshold: float = 0.5, distributed: bool = False) -> History:
     """Train for `epochs`, evaluating on `val_loader` after each; returns the History.
 
     loss_fn(output, target[, sample_weight]) gets (N, 1) float targets for one-output
@@ -151,6 +151,8 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
     `checkpoint=PATH` writes the full training state (model, optimizer, scheduler, epoch,
     RNG, callbacks, history) atomically after every epoch; `resume=PATH` continues from it
     exactly. Ctrl-C stops after cleaning up and keeps the last good checkpoint.
+    `distributed=True` trains data-parallel on every rank of an `mpiexec` job (the train loader
+    needs a `minicnn.distributed.DistributedSampler`; see minicnn/distributed/training.py).
     """
     from .checkpoint import load_training_state, save_training_state
 
@@ -168,6 +170,12 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
             print(f"resumed from {resume}: continuing at epoch {start + 1}/{epochs}")
     trainer.history = history
     model.to(device)
+    dist = None
+    if distributed:
+        from ..distributed.training import FitSupport
+        dist = FitSupport(model, train_loader, verbose)
+        model, verbose = dist.model, dist.verbose
+        trainer.model = model
 
     for cb in cbs:
         cb.on_train_begin(trainer)
@@ -178,8 +186,10 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                 cb.on_epoch_begin(trainer, epoch)
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(epoch)
+            if dist is not None:
+                dist.epoch_begin(epoch)
             model.train()
-            tracker = MetricTracker(threshold=threshold)
+            tracker = MetricTracker(threshold=threshold) if dist is None else dist.tracker(threshold)
             t0, seen, run_loss, run_correct = time.perf_counter(), 0, 0.0, 0
             bar = tqdm(train_loader, desc=f"Epoch {epoch + 1}/{epochs}", leave=False,
                        disable=verbose < 1, dynamic_ncols=True, mininterval=0.5)
@@ -191,7 +201,7 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                 target = to_device(_target_for(out, y, loss_fn), device)
                 sw = sample_weights_from_class_weight(y, class_weight)
                 loss = loss_fn(out, target) if sw is None else loss_fn(out, target, sample_weight=to_device(sw, device))
-                lv = float(loss.item())
+                lv = float(loss.item()) if dist is None else dist.batch_loss(float(loss.item()))
                 if np.isfinite(lv):
                     optimizer.zero_grad()
                     loss.backward()
@@ -211,7 +221,8 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
             bar.close()
             logs = tracker.compute()
             if val_loader is not None:
-                val = _run_epoch_eval(model, val_loader, loss_fn, device, class_weight)
+                val = _run_epoch_eval(model, val_loader, loss_fn, device, class_weight,
+                                      tracker=None if dist is None else dist.val_tracker(val_loader))
                 logs.update({"val_" + k: v for k, v in val.items()})
             secs = time.perf_counter() - t0
             logs["lr"] = float(optimizer.param_groups[0]["lr"])
@@ -233,6 +244,11 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
         where = f"epoch {trainer.epoch + 1}, batch {trainer.batch + 1}"
         print(f"\ninterrupted at {where}; "
               + (f"the last complete epoch is saved in {checkpoint}" if checkpoint else "no checkpoint was requested"))
+    finally:
+        if dist is not None:
+            dist.close()
     for cb in cbs:
         cb.on_train_end(trainer)
+    if dist is not None:
+        dist.train_end()
     return history
