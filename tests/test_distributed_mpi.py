@@ -26,7 +26,7 @@ def _mpiexec() -> list[str] | None:
     if exe is None:
         return None
     try:
-        version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+        version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     cmd = [exe]
@@ -59,7 +59,7 @@ def run_scenario(name: str, ranks: int) -> tuple[int, str, float]:
                MPLBACKEND="Agg")
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env, check=False)
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         pytest.fail(f"{name} on {ranks} ranks hung for {TIMEOUT}s:\n{out}")

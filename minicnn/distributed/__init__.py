@@ -8,8 +8,18 @@ Run with `mpiexec -n 4 python train.py`; a plain `python train.py` is a world of
 `pip install 'minicnn[distributed]'` (mpi4py and an MPI runtime) only when launched on more
 than one rank. See docs/distributed.md.
 """
-from .comm import (Communicator, MPICommunicator, abort_on_error, get_rank, get_world_size, init,
-                   is_main_process, launcher_env, rank0_writes, world)
+from .comm import (
+                   Communicator,
+                   MPICommunicator,
+                   abort_on_error,
+                   get_rank,
+                   get_world_size,
+                   init,
+                   is_main_process,
+                   launcher_env,
+                   rank0_writes,
+                   world,
+)
 from .ddp import DistributedDataParallel
 from .sampler import DistributedSampler
 from .syncbn import SyncBatchNorm, SyncBatchNormFn
