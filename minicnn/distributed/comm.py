@@ -162,6 +162,13 @@ class MPICommunicator(Communicator):
         self.comm.Abort(code)
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 _world: Communicator | None = None
 _rank0_writes = False
 
@@ -191,8 +198,8 @@ def init(set_threads: bool = True, abort_on_error: bool = True) -> Communicator:
         comm = Communicator()
     _world = comm
     if set_threads and comm.local_size > 1 and not os.environ.get("MINICNN_NUM_THREADS"):
-        from ..conv.parallel import _cpu_count, set_num_threads
-        set_num_threads(max(1, _cpu_count() // comm.local_size))  # ranks on one host share its cores
+        from .. import set_num_threads
+        set_num_threads(max(1, _usable_cores() // comm.local_size))  # ranks on one host share its cores
     if abort_on_error and comm.size > 1:
         install_abort_hook(comm)
     return comm

@@ -22,7 +22,7 @@ import numpy as np
 from .. import autograd
 from ..autograd import Tensor
 from ..backend import get_array_module
-from ..nn.module import Module
+from ..nn import Module
 from .comm import Communicator, Request, world
 from .nccl import comm_for
 

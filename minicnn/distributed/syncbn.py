@@ -15,8 +15,7 @@ from typing import Any
 
 from ..autograd import Function, Tensor
 from ..backend import get_array_module
-from ..nn.batchnorm import BatchNorm1d, BatchNorm2d
-from ..nn.module import Module
+from ..nn import BatchNorm1d, BatchNorm2d, Module
 from .comm import Communicator, world
 from .nccl import comm_for
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..metrics import MetricTracker
-from ..nn.module import Module
+from ..nn import Module
 from .comm import Communicator, rank0_writes, world
 from .ddp import DistributedDataParallel
 from .sampler import DistributedSampler

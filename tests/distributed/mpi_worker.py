@@ -16,7 +16,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 import minicnn
 from minicnn import distributed as dist
 from minicnn import nn, optim
-from minicnn.conv import BatchNormFn
 
 comm = dist.init()
 R, P = comm.rank, comm.size
@@ -187,7 +186,7 @@ def syncbn_gradcheck() -> None:
     ref_rm, ref_rv = np.zeros(c), np.ones(c)
     xt = minicnn.Tensor(x_all, requires_grad=True)
     gt, bt = minicnn.Tensor(gamma, requires_grad=True), minicnn.Tensor(beta, requires_grad=True)
-    yref = BatchNormFn(ref_rm, ref_rv, True, 0.1, 1e-5)(xt, gt, bt)
+    yref = nn.functional.batch_norm(xt, ref_rm, ref_rv, gt, bt, training=True, momentum=0.1, eps=1e-5)
     (yref * minicnn.Tensor(w_all)).sum().backward()
 
     rm, rv = np.zeros(c), np.ones(c)
