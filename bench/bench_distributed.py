@@ -127,24 +127,28 @@ def time_steps(comm) -> None:
 
 
 def fit_allreduce(comm) -> None:
-    sizes = [2**k for k in range(3, 27, 2)]  # 8 B .. 64 MB
+    sizes = [2**k for k in range(3, 26, 2)]  # 8 B .. 32 MB
     rows = []
     for nbytes in sizes:
         buf = np.ones(nbytes // 4, np.float32)
-        reps = max(3, min(200, int(2e8 // max(nbytes, 1)) // 50))
+        reps = max(2, min(100, int(4e6 // nbytes)))
         comm.allreduce_(buf)
-        comm.barrier()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            comm.allreduce_(buf)
-        dt = comm.allreduce_scalar((time.perf_counter() - t0) / reps, "max")
-        rows.append((nbytes, dt))
+        best = float("inf")
+        for _ in range(5):  # the best of 5 trials: the machine is shared, other jobs only add time
+            comm.barrier()
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                comm.allreduce_(buf)
+            best = min(best, comm.allreduce_scalar((time.perf_counter() - t0) / reps, "max"))
+        rows.append((nbytes, best))
     if comm.rank == 0:
         n = np.array([r[0] for r in rows], float)
         t = np.array([r[1] for r in rows])
-        # least squares on relative error (weights 1/t), so small messages fix alpha and large ones beta
-        a = np.stack([np.ones_like(n), n], 1) / t[:, None]
-        alpha, beta = np.linalg.lstsq(a, np.ones_like(t), rcond=None)[0]
+        # two regimes, fitted separately: latency from messages <= 8 KB (eager protocol), the
+        # per-byte cost from the slope over messages >= 1 MB (rendezvous, bandwidth-bound)
+        alpha = float(np.median(t[n <= 8192]))
+        big = n >= 2**20
+        beta = float(np.polyfit(n[big], t[big], 1)[0])
         print(f"all-reduce on {comm.size} ranks (MPI float32 sum, in place):")
         for nb, dt in rows:
             print(f"  {nb:>10d} B  {dt * 1e6:10.1f} us  {nb / dt / 1e9:7.3f} GB/s algorithm bandwidth")
