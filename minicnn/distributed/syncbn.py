@@ -95,7 +95,8 @@ class SyncBatchNorm(BatchNorm2d):
     BatchNorm of a model into one with `SyncBatchNorm.convert(model)`.
     """
 
-    ndims, layout = (2, 3, 4), "(N, C), (N, C, L) or (N, C, H, W)"
+    ndims, layout = (2, 3, 4), "(N, C), (N, C, L) or (N, C, H, W)"  # type: ignore[assignment]
+    comm: Communicator | None
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, comm: Communicator | None = None):
@@ -111,6 +112,8 @@ class SyncBatchNorm(BatchNorm2d):
         momentum = 0.0 if self.momentum is None else self.momentum
         rm = rv = None
         if self.track_running_stats:
+            assert self.num_batches_tracked is not None and self.running_mean is not None
+            assert self.running_var is not None
             self.num_batches_tracked.data += 1
             if self.momentum is None:
                 momentum = 1.0 / float(self.num_batches_tracked.data)
@@ -133,7 +136,7 @@ class SyncBatchNorm(BatchNorm2d):
         return module
 
     @classmethod
-    def _from(cls, bn: Module, comm: Communicator | None) -> SyncBatchNorm:
+    def _from(cls, bn: Any, comm: Communicator | None) -> SyncBatchNorm:
         new = cls(bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats, comm)
         if bn.affine:
             new.weight, new.bias = bn.weight, bn.bias
