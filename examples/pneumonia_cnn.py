@@ -58,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-fallback", action="store_true", help="fail instead of falling back to phantoms")
     p.add_argument("--threshold", type=float, default=None,
                    help="decision threshold (default: chosen on the validation split by Youden's J)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of `mpiexec -n N` (pip install 'minicnn[distributed]')")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation carved from a folder's train/")
     args = p.parse_args(argv)
     if args.size is not None and args.size not in SIZES:
@@ -137,9 +139,15 @@ def main(argv=None) -> dict:
     if args.device == "cuda" and not minicnn.gpu_available():
         sys.exit("error: --device cuda needs CuPy and an NVIDIA GPU (pip install 'minicnn[gpu]'); "
                  "none was found. Run with --device cpu.")
+    rank = 0
+    if args.distributed:  # one process per rank; rank 0 alone prints, plots and writes
+        from minicnn import distributed
+        rank = distributed.init().rank
+        if rank:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the process)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    minicnn.manual_seed(args.seed)
+    minicnn.manual_seed(args.seed + rank)  # the same initial weights come from rank 0; dropout differs
     D.seed_transforms(args.seed)
     t_start = time.time()
 
@@ -167,19 +175,21 @@ def main(argv=None) -> dict:
     train_ds = D.WithTransform(splits["train"], make_transforms(size, native, train=True))
     eval_tf = make_transforms(size, native, train=False)
     val_ds, test_ds = D.WithTransform(splits["val"], eval_tf), D.WithTransform(splits["test"], eval_tf)
-    loader = dict(batch_size=args.batch_size, num_workers=args.workers, seed=args.seed)
-    train_loader = D.DataLoader(train_ds, shuffle=True, **loader)
+    loader = dict(batch_size=args.batch_size, num_workers=args.workers, seed=args.seed + rank)
+    shard = distributed.DistributedSampler(train_ds, seed=args.seed) if args.distributed else None
+    train_loader = D.DataLoader(train_ds, shuffle=shard is None, sampler=shard, **loader)
     val_loader = D.DataLoader(val_ds, **loader)
     test_loader = D.DataLoader(test_ds, **loader)
 
     # a look at the data before training
-    plots.plot_class_distribution({k: targets[k] for k in splits}, CLASSES, out / "class_distribution.png",
-                                  dataset=dataset_name)
-    sample = [splits["train"][i] for i in range(min(16, len(splits["train"])))]
-    plots.plot_image_grid(np.stack([np.asarray(s[0]) for s in sample]), [s[1] for s in sample], CLASSES,
-                          out / "samples.png", title="training samples", dataset=dataset_name)
-    xb, yb = next(iter(train_loader))
-    plots.plot_augmented_batch(xb[:16], yb[:16], CLASSES, out / "augmented_batch.png", dataset=dataset_name)
+    if rank == 0:
+        plots.plot_class_distribution({k: targets[k] for k in splits}, CLASSES, out / "class_distribution.png",
+                                      dataset=dataset_name)
+        sample = [splits["train"][i] for i in range(min(16, len(splits["train"])))]
+        plots.plot_image_grid(np.stack([np.asarray(s[0]) for s in sample]), [s[1] for s in sample], CLASSES,
+                              out / "samples.png", title="training samples", dataset=dataset_name)
+        xb, yb = next(iter(train_loader))
+        plots.plot_augmented_batch(xb[:16], yb[:16], CLASSES, out / "augmented_batch.png", dataset=dataset_name)
 
     # ---- the model ----
     model = build_model(size)
@@ -196,8 +206,11 @@ def main(argv=None) -> dict:
     early = EarlyStopping(monitor="val_auc", patience=max(5, args.epochs // 3))
     history = fit(model, train_loader, val_loader, loss_fn=nn.BCELoss(), optimizer=opt, epochs=args.epochs,
                   scheduler=sched, class_weight=cw, callbacks=[best, early], device=args.device,
-                  checkpoint=str(out / "state.npz"), resume=str(out / "state.npz") if args.resume else None)
+                  checkpoint=str(out / "state.npz"), resume=str(out / "state.npz") if args.resume else None,
+                  distributed=args.distributed)
     train_seconds = time.time() - t_start
+    if rank:
+        return {}  # rank 0 evaluates, plots and writes metrics.json
 
     # ---- evaluation on the TEST split (never used for model selection) ----
     prob_val = predict_proba(model, val_loader, device=args.device)

@@ -43,6 +43,17 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
+# Objects with `leaf_ready(tensor)` (a leaf's .grad is final for this backward) and
+# `backward_done()`; minicnn.distributed uses them to all-reduce gradients during backward.
+_backward_hooks: list[Any] = []
+
+
+def add_backward_hook(hook: Any) -> Any:
+    """Register `hook` (see `_backward_hooks`); returns a function that removes it."""
+    _backward_hooks.append(hook)
+    return lambda: _backward_hooks.remove(hook) if hook in _backward_hooks else None
+
+
 DEFAULT_DTYPE = np.float32
 
 
@@ -192,6 +203,8 @@ class Tensor:
                 gt_tensor = Tensor(gt)
                 t.grad = gt_tensor if t.grad is None else Tensor(t.grad.data + gt)
             if fn is None:
+                for h in _backward_hooks:  # every consumer of t came earlier in the order: its grad is final
+                    h.leaf_ready(t)
                 continue
             if fn.inputs is None:
                 raise RuntimeError(f"trying to backward through the graph a second time: the buffers of "
@@ -210,6 +223,8 @@ class Tensor:
                 grads[id(x)] = gx if prev is None else prev + gx
             if not retain_graph:
                 fn.release()
+        for h in _backward_hooks:
+            h.backward_done()
 
     # ---- operators (implemented by Functions in minicnn.ops) ---------------------------
     def __add__(self, other): return ops.add(self, other)

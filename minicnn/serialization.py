@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 import zipfile
 from typing import Any, BinaryIO, Union
@@ -32,6 +33,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 # ---- save -----------------------------------------------------------------------------
 def save(obj: Any, path: PathLike) -> None:
     """Write `obj` to `path` atomically: a crash mid-save leaves any previous file untouched."""
+    if _writes_suppressed():
+        return
     path = os.fspath(path)
     arrays: dict[str, np.ndarray] = {}
     root = _encode(obj, "", arrays)
@@ -90,6 +93,12 @@ def remove_stale_temps(folder: str, base: str, before: float) -> list[str]:
         except OSError:  # gone already, or not ours to delete
             pass
     return removed
+
+
+def _writes_suppressed() -> bool:
+    """True on ranks other than 0 while minicnn.distributed lets only rank 0 write (inside fit)."""
+    dist = sys.modules.get("minicnn.distributed.comm")
+    return dist is not None and dist.writes_suppressed()
 
 
 def _write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:

@@ -82,8 +82,8 @@ class History(dict):
 
 
 def _run_epoch_eval(model, loader, loss_fn, device, class_weight, desc=None, verbose=False,
-                    split: str = "evaluation", epoch: int = 0) -> dict:
-    tracker = MetricTracker()
+                    split: str = "evaluation", epoch: int = 0, tracker=None) -> dict:
+    tracker = MetricTracker() if tracker is None else tracker
     model.eval()
     with no_grad():
         it = tqdm(loader, desc=desc, leave=False, disable=not verbose, dynamic_ncols=True)
@@ -161,7 +161,7 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
         optimizer: Any, epochs: int = 1, scheduler: Any = None, scheduler_interval: Optional[str] = None,
         class_weight: Optional[dict] = None, callbacks: Sequence[Callback] = (), device: str = "cpu",
         checkpoint: Optional[str] = None, resume: Optional[str] = None, verbose: int = 1,
-        threshold: float = 0.5) -> History:
+        threshold: float = 0.5, distributed: bool = False) -> History:
     """Train for `epochs`, evaluating on `val_loader` after each; returns the History.
 
     loss_fn(output, target[, sample_weight]) gets (N, 1) float targets for one-output
@@ -177,6 +177,8 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
     recorded as NaN, its checkpoint written), then raises. Ctrl-C keeps the last complete
     epoch in `checkpoint`, says how to resume and re-raises KeyboardInterrupt (with the
     History as its `.history`) so the caller can exit with status 130.
+    `distributed=True` trains data-parallel on every rank of an `mpiexec` job (the train loader
+    needs a `minicnn.distributed.DistributedSampler`; see minicnn/distributed/training.py).
     """
     from .checkpoint import load_training_state, save_training_state
 
@@ -201,6 +203,13 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
             return f"{checkpoint} holds the first {saved} epoch(s): continue with fit(..., resume={checkpoint!r})"
         return "no epoch was saved" + ("" if checkpoint else " (no checkpoint was requested)")
 
+    dist = None
+    if distributed:
+        from ..distributed.training import FitSupport
+        dist = FitSupport(model, train_loader, verbose)
+        model, verbose = dist.model, dist.verbose
+        trainer.model = model
+
     for cb in cbs:
         cb.on_train_begin(trainer)
     try:
@@ -210,9 +219,11 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                 cb.on_epoch_begin(trainer, epoch)
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(epoch)
+            if dist is not None:
+                dist.epoch_begin(epoch)
             model.train()
             good_state = model.state_dict()  # host copies: the fallback if a NaN reached the weights
-            tracker = MetricTracker(threshold=threshold)
+            tracker = MetricTracker(threshold=threshold) if dist is None else dist.tracker(threshold)
             t0, seen, run_loss, run_correct = time.perf_counter(), 0, 0.0, 0
             bar = tqdm(train_loader, desc=f"Epoch {epoch + 1}/{epochs}", leave=False,
                        disable=verbose < 1, dynamic_ncols=True, mininterval=0.5)
@@ -225,7 +236,7 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                 target = to_device(_target_for(out, y, loss_fn), device)
                 sw = sample_weights_from_class_weight(y, class_weight)
                 loss = loss_fn(out, target) if sw is None else loss_fn(out, target, sample_weight=to_device(sw, device))
-                lv = float(loss.item())
+                lv = float(loss.item()) if dist is None else dist.batch_loss(float(loss.item()))
                 if np.isfinite(lv):
                     optimizer.zero_grad()
                     loss.backward()
@@ -254,7 +265,8 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
             if val_loader is not None:
                 try:
                     val = _run_epoch_eval(model, val_loader, loss_fn, device, class_weight,
-                                          split="validation", epoch=epoch + 1)
+                                          split="validation", epoch=epoch + 1,
+                                          tracker=None if dist is None else dist.val_tracker(val_loader))
                 except NonFiniteLossError as e:  # finish the epoch (the training part is good), then stop
                     bad_val, val = e, {k: math.nan for k in logs}
                 logs.update({"val_" + k: v for k, v in val.items()})
@@ -285,6 +297,11 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
     except NonFiniteLossError as e:
         e.history = history  # type: ignore[attr-defined]
         raise
+    finally:
+        if dist is not None:
+            dist.close()
     for cb in cbs:
         cb.on_train_end(trainer)
+    if dist is not None:
+        dist.train_end()
     return history
