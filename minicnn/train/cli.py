@@ -1,32 +1,37 @@
 """Command-line plumbing shared by the example scripts: options, checks, errors, the end of a run.
 
-How an example script uses it (it then reads parse -> data -> model -> training -> evaluation -> plots)::
+Every example script follows this pattern, so its body reads as the tutorial it rebuilds
+(parse -> data -> model -> training -> evaluation -> plots) with no plumbing in between::
 
     from minicnn.train import cli
 
     def main(argv=None):
         p = argparse.ArgumentParser(description=__doc__)
-        cli.add_common_args(p, defaults=dict(epochs=20, batch_size=32, lr=1e-3), sizes=(64, 128, 224))
-        p.add_argument("--threshold", type=float)             # the script's own options
-        args = cli.validate_args(p, p.parse_args(argv))        # exit 2 on a bad option; guards --out
-        ...data, model, fit(..., checkpoint=str(args.out / "state.npz"), resume=cli.resume_path(args))...
-        cli.write_run_summary(args.out, hyper=args, metrics=m)  # OUT/metrics.json, strict JSON
-        cli.print_results(m, title=f"TEST ({n} images)", out=args.out)
+        cli.add_common_args(p, defaults={"epochs": 20, "lr": 1e-3, "out": "runs/x"}, sizes=(64, 224),
+                            outputs=("*.png",))                # files of ours that --overwrite may delete
+        args = cli.validate_args(p, p.parse_args(argv))        # bad option: exit 2; args.out is a Path
+        splits = ...                                            # data (DataError etc. -> exit 1 via run_main)
+        model, opt = ...                                        # model
+        history = fit(..., checkpoint=str(args.out / "state.npz"), resume=cli.resume_path(args))
+        metrics = ...; plots...                                 # evaluation, plots (never reached on Ctrl-C)
+        cli.write_run_summary(args.out, hyper=args, metrics=metrics, dataset=name)
+        cli.print_results(metrics, title=f"TEST ({n} images)", out=args.out)
 
     if __name__ == "__main__":
-        cli.run_main(main)                                       # data errors -> 1 line + exit 1, Ctrl-C -> 130
+        cli.run_main(main)
 
-Exit statuses: 0 done; 1 a data or environment problem (one line on stderr naming the file:
-`DataError`, `DownloadError`, `FileNotFoundError` and other `OSError`s such as a full disk,
-`CheckpointError`/"cannot resume ...", `NonFiniteLossError`); 2 a bad option (argparse's usage
-line and one error line naming the option); 130 Ctrl-C (what was saved and the exact command that
-resumes it; no final metrics or plots are written). Any other exception is a bug and keeps its
-traceback. Set MINICNN_TRACEBACK=1 to print the traceback of the one-line errors too (the exit
-status stays the same).
+Exit statuses: 0 done; 1 a problem with the data or the machine, as one line on stderr naming the
+file (`DataError`, `DownloadError`, `CheckpointError` and "cannot resume ...", `NonFiniteLossError`,
+`FileNotFoundError` and any other `OSError`, e.g. a full disk); 2 a bad option (argparse's usage
+and one error line naming the option); 130 Ctrl-C, printing what was saved and the exact command
+that resumes (the script's metrics and plots are not written: the interrupt skips them). Any other
+exception is a bug and keeps its traceback. MINICNN_TRACEBACK=1 prints the traceback of the
+one-line errors too, for debugging; the exit status stays the same.
 
 The output folder is the user's work: a folder holding a run (state.npz, best.npz or
-metrics.json) is refused unless --resume (continue it) or --overwrite (delete that run's own files
-and start again) is given.
+metrics.json) is refused unless --resume (continue it from OUT/state.npz) or --overwrite (delete
+that run's own files: those three, their temp files and the script's declared `outputs`; nothing
+else) is given.
 """
 from __future__ import annotations
 
