@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from .. import random as mrandom
-from ..serialization import load, save
+from ..serialization import CheckpointError, load, save
 
 FORMAT = "minicnn-training-state/1"
 
@@ -29,20 +29,21 @@ def load_training_state(path: str, model: Any, optimizer: Any, scheduler: Option
     """Restore what `save_training_state` wrote; returns (epochs done, history so far)."""
     state = load(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a minicnn training-state checkpoint (written by fit(checkpoint=...))")
+        raise CheckpointError(f"cannot resume from {path}: it is not a minicnn training-state checkpoint "
+                              f"(written by fit(checkpoint=...))")
     try:  # a state from another model, optimizer or scheduler: say which file and what differs
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
             scheduler.load_state_dict(state["scheduler"])
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"cannot resume from {path}: it was saved by a different setup ({e}); resume with the "
-                         f"same model, optimizer and scheduler, or start a new run") from e
+        raise CheckpointError(f"cannot resume from {path}: it was saved by a different setup ({e}); resume with "
+                              f"the same model, optimizer and scheduler, or start a new run") from e
     mrandom.set_state(state["rng"])
     saved_cbs = state["callbacks"]
     if len(saved_cbs) != len(callbacks):
-        raise ValueError(f"{path}: saved with {len(saved_cbs)} callbacks, resuming with {len(callbacks)}; "
-                         f"pass the same callbacks (and scheduler) as the interrupted run")
+        raise CheckpointError(f"cannot resume from {path}: saved with {len(saved_cbs)} callbacks, resuming with "
+                              f"{len(callbacks)}; pass the same callbacks (and scheduler) as the interrupted run")
     for cb, s in zip(callbacks, saved_cbs):
         if s:
             cb.load_state_dict(s)
