@@ -7,8 +7,9 @@ harness therefore convert every argument to the type the kernel declares, and ch
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ C_TYPES: dict[str, np.dtype] = {
 
 _ENTRY = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?void\s+'
                     r'(?:__launch_bounds__\s*\([^)]*\)\s*)?([A-Za-z_]\w*)\s*\(([^)]*)\)')
-_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
+_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Signature:
 
 
 def _param(text: str, kernel: str) -> Param:
-    m = re.match(r"(.*?)([A-Za-z_]\w*)\s*$", text.strip(), re.S)
+    m = re.match(r"(.*?)([A-Za-z_]\w*)\s*$", text.strip(), re.DOTALL)
     if not m:
         raise ValueError(f"kernel {kernel}: cannot parse parameter {text.strip()!r}")
     ctype, name = " ".join(m.group(1).split()), m.group(2)

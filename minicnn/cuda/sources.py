@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .signature import Signature, parse_signatures
@@ -35,7 +35,7 @@ def source_path(name: str) -> Path:
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_source(path: Path) -> tuple[str, dict[str, Signature]]:
     """(source text, entry-point signatures) of one .cu file."""
     text = path.read_text()

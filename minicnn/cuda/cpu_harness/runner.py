@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class OutOfBoundsWrite(HarnessError):
     """A kernel wrote into the guard zone around one of its buffers."""
 
 
-def _dims(d: Union[int, Sequence[int]]) -> tuple[int, int, int]:
+def _dims(d: int | Sequence[int]) -> tuple[int, int, int]:
     t = (d,) if isinstance(d, int) else tuple(d)
     return tuple(int(v) for v in t) + (1,) * (3 - len(t))  # type: ignore[return-value]
 
@@ -36,7 +37,7 @@ class CpuModule:
     """One kernels/*.cu file built for the CPU. `grid_cap` caps 1-D grids in the launch code so that
     grid-stride loops really loop; `shuffle` runs blocks and threads in a seeded random order."""
 
-    def __init__(self, name_or_path: Union[str, Path], grid_cap: int = 3, shuffle: bool = False, seed: int = 0):
+    def __init__(self, name_or_path: str | Path, grid_cap: int = 3, shuffle: bool = False, seed: int = 0):
         p = Path(name_or_path)
         self.path = p if p.suffix == ".cu" else source_path(str(name_or_path))
         self.grid_cap, self.shuffle, self.seed = grid_cap, shuffle, seed
@@ -52,7 +53,7 @@ class CpuModule:
             raise KeyError(f"{self.path.name}: no kernel {kernel!r}; has {sorted(self.signatures)}")
         return self.signatures[kernel]
 
-    def launch(self, kernel: str, grid: Union[int, Sequence[int]], block: Union[int, Sequence[int]],
+    def launch(self, kernel: str, grid: int | Sequence[int], block: int | Sequence[int],
                args: Sequence[Any]) -> None:
         """Run `kernel` over `grid` x `block`; NumPy output arrays are updated in place."""
         sig = self.signature(kernel)
