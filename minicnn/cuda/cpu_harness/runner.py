@@ -12,7 +12,7 @@ from ..signature import Signature, convert_args
 from ..sources import source_path
 from .build import build_library, launcher_name
 
-GUARD = 256          # bytes of poison (0xFF: NaN for floats, -1 for ints) on each side of every buffer
+GUARD = 4096         # bytes of poison (0xFF: NaN for floats, -1 for ints) on each side of every buffer
 _LIBS: dict[Path, ctypes.CDLL] = {}
 
 _CTYPES = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double,
