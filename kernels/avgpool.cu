@@ -47,15 +47,16 @@ __device__ __forceinline__ void avgpool_backward_impl(const T* __restrict__ dy, 
     const long long total = (long long)N * C * H * W;
     const long long step = (long long)gridDim.x * blockDim.x;
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += step) {
-        const long long ix = e % W, iy = (e / W) % H, nc = e / ((long long)H * W);
+        const long long q = e / W, nc = q / H;             // coordinates as int: see col2im.cu
+        const int ix = (int)(e - q * W), iy = (int)(q - nc * H);
         T acc = T(0);
         for (int i = 0; i < kh; ++i) {
-            const long long ty = iy + ph - i;
+            const int ty = iy + ph - i;
             if (ty < 0 || ty % sh != 0 || ty / sh >= oh) continue;
             for (int j = 0; j < kw; ++j) {
-                const long long tx = ix + pw - j;
+                const int tx = ix + pw - j;
                 if (tx < 0 || tx % sw != 0 || tx / sw >= ow) continue;
-                const long long oy = ty / sh, ox = tx / sw;
+                const int oy = ty / sh, ox = tx / sw;
                 acc += dy[(nc * oh + oy) * ow + ox] / T(ap_count(oy, ox, H, W, kh, kw, sh, sw, ph, pw, include_pad));
             }
         }

@@ -43,8 +43,12 @@ __device__ __forceinline__ void bn_backward_reduce_impl(const T* __restrict__ x,
     for (long long c = blockIdx.x; c < C; c += gridDim.x) {
         const T mu = mean[c], r = bna_rsqrt<T>(var[c] + eps);
         T a = T(0), b = T(0);
+        long long n = t / HW, s = t % HW;                   // walk (n, s) as in batchnorm_stats.cu
+        const long long dn = BNA_THREADS / HW, ds = BNA_THREADS % HW;
         for (long long e = t; e < M; e += BNA_THREADS) {
-            const long long o = ((e / HW) * C + c) * HW + e % HW;
+            const long long o = (n * C + c) * HW + s;
+            s += ds; n += dn;
+            if (s >= HW) { s -= HW; n += 1; }
             a += dy[o];
             b += dy[o] * (x[o] - mu);
         }

@@ -25,8 +25,13 @@ __device__ __forceinline__ void bn_stats_impl(const T* __restrict__ x, T* __rest
     for (long long c = blockIdx.x; c < C; c += gridDim.x) {
         long long k = 0;
         T m = T(0), m2 = T(0);
+        // element e = n*HW + s of the channel, walked with one division per thread, not per element
+        long long n = t / HW, s = t % HW;
+        const long long dn = BNS_THREADS / HW, ds = BNS_THREADS % HW;
         for (long long e = t; e < M; e += BNS_THREADS) {
-            const T v = x[((e / HW) * C + c) * HW + e % HW];
+            const T v = x[(n * C + c) * HW + s];
+            s += ds; n += dn;
+            if (s >= HW) { s -= HW; n += 1; }
             k += 1;
             const T d = v - m;
             m += d / T(k);

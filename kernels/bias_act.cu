@@ -39,7 +39,13 @@ __device__ __forceinline__ void bias_grad_impl(const T* __restrict__ dy, T* __re
     const int t = threadIdx.x;
     for (long long c = blockIdx.x; c < C; c += gridDim.x) {
         T s = T(0);
-        for (long long e = t; e < M; e += BA_THREADS) s += dy[((e / inner) * C + c) * inner + e % inner];
+        long long n = t / inner, q = t % inner;             // walk (n, q) as in batchnorm_stats.cu
+        const long long dn = BA_THREADS / inner, dq = BA_THREADS % inner;
+        for (long long e = t; e < M; e += BA_THREADS) {
+            s += dy[(n * C + c) * inner + q];
+            q += dq; n += dn;
+            if (q >= inner) { q -= inner; n += 1; }
+        }
         part[t] = s;
         __syncthreads();
         for (int half = BA_THREADS / 2; half > 0; half /= 2) {

@@ -18,18 +18,20 @@ __device__ __forceinline__ void col2im_impl(const T* __restrict__ cols, T* __res
     const long long total = (long long)N * C * H * W;
     const long long step = (long long)gridDim.x * blockDim.x;
     for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += step) {
-        const long long ix = e % W, iy = (e / W) % H;
-        const long long nc = e / ((long long)H * W);       // n*C + c
+        // 64-bit only for the flat index; coordinates inside one image fit in int, and 32-bit
+        // divisions in the tap loop stay inline (64-bit ones become calls that cost registers).
+        const long long q = e / W, nc = q / H;              // nc = n*C + c
+        const int ix = (int)(e - q * W), iy = (int)(q - nc * H);
         const T* base = cols + nc * (long long)kh * kw * L; // rows of this (n, c): cols is (N, C*kh*kw, L)
         T acc = T(0);
         for (int i = 0; i < kh; ++i) {
-            const long long ty = iy + ph - (long long)i * dh;
+            const int ty = iy + ph - i * dh;
             if (ty < 0 || ty % sh != 0 || ty / sh >= oh) continue;
-            const long long oy = ty / sh;
+            const int oy = ty / sh;
             for (int j = 0; j < kw; ++j) {
-                const long long tx = ix + pw - (long long)j * dw;
+                const int tx = ix + pw - j * dw;
                 if (tx < 0 || tx % sw != 0 || tx / sw >= ow) continue;
-                acc += base[((long long)i * kw + j) * L + oy * ow + tx / sw];
+                acc += base[((long long)i * kw + j) * L + (long long)oy * ow + tx / sw];
             }
         }
         x[e] = acc;

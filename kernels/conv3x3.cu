@@ -38,15 +38,17 @@ __device__ __forceinline__ void conv3x3_impl(const T* __restrict__ x, const T* _
     const long long tiles_o = (O + C3_OC - 1) / C3_OC;
     const long long total = (long long)N * tiles_o * tiles_y * tiles_x;
     for (long long tile = blockIdx.x; tile < total; tile += gridDim.x) {
-        const long long bx = tile % tiles_x, by = (tile / tiles_x) % tiles_y;
-        const long long bo = (tile / (tiles_x * tiles_y)) % tiles_o, n = tile / (tiles_x * tiles_y * tiles_o);
-        const long long oc0 = bo * C3_OC, iy0 = by * C3_TP * sh - ph, ix0 = bx * C3_TP * sw - pw;
+        // three 64-bit divisions per tile (each is a call on the GPU), none per element
+        const long long q1 = tile / tiles_x, q2 = q1 / tiles_y, n = q2 / tiles_o;
+        const int bx = (int)(tile - q1 * tiles_x), by = (int)(q1 - q2 * tiles_y), bo = (int)(q2 - n * tiles_o);
+        const long long oc0 = (long long)bo * C3_OC;
+        const int iy0 = by * C3_TP * sh - ph, ix0 = bx * C3_TP * sw - pw;
         T acc[C3_R];
         for (int r = 0; r < C3_R; ++r) acc[r] = T(0);
         for (int ic0 = 0; ic0 < C; ic0 += C3_IC) {
             for (int k = t; k < C3_IC * rows * cols; k += C3_THREADS) {
                 const int ci = k / (rows * cols), rem = k % (rows * cols);
-                const long long iy = iy0 + rem / cols, ix = ix0 + rem % cols;
+                const int iy = iy0 + rem / cols, ix = ix0 + rem % cols;
                 const int c = ic0 + ci;
                 patch[(ci * C3_PATCH + rem / cols) * C3_PATCH + rem % cols] =
                     (c < C && iy >= 0 && iy < H && ix >= 0 && ix < W) ? x[((n * C + c) * H + iy) * W + ix] : T(0);
@@ -67,7 +69,7 @@ __device__ __forceinline__ void conv3x3_impl(const T* __restrict__ x, const T* _
                     }
             __syncthreads();  // the next chunk overwrites patch and wt
         }
-        const long long oy = by * C3_TP + py, ox = bx * C3_TP + px;
+        const int oy = by * C3_TP + py, ox = bx * C3_TP + px;
         if (oy < oh && ox < ow)
             for (int r = 0; r < C3_R; ++r) {
                 const long long oc = oc0 + grp * C3_R + r;
