@@ -9,13 +9,24 @@
 // Launch shape: 1-D, 256 threads per block, any number of blocks.
 // Reads x or dy; writes every element of y or dx.
 
-__device__ __forceinline__ long long ap_count(long long oy, long long ox, int H, int W, int kh, int kw, int sh, int sw,
-                                              int ph, int pw, int include_pad) {
-    if (include_pad) return (long long)kh * kw;
-    const long long y0 = oy * sh - ph, x0 = ox * sw - pw;
-    const long long rows = min(y0 + kh, (long long)H) - max(y0, 0LL);
-    const long long cols = min(x0 + kw, (long long)W) - max(x0, 0LL);
-    return rows * cols;
+// Divisor of output (oy, ox). int arithmetic: coordinates inside one image fit, and 64-bit
+// min/max/division here made the backward spill registers on sm_80.
+__device__ __forceinline__ int ap_count(int oy, int ox, int H, int W, int kh, int kw, int sh, int sw,
+                                        int ph, int pw, int include_pad) {
+    if (include_pad) return kh * kw;
+    const int y0 = oy * sh - ph, x0 = ox * sw - pw;
+    return (min(y0 + kh, H) - max(y0, 0)) * (min(x0 + kw, W) - max(x0, 0));
+}
+
+// 1/count without a double division: fp64 division compiles to a subroutine call whose calling
+// convention made the backward loop spill. A float reciprocal refined by two Newton steps
+// r <- r*(2 - c*r) is accurate to about 1 ulp of double for the small integer counts seen here.
+template <class T> __device__ __forceinline__ T ap_recip(int c);
+template <> __device__ __forceinline__ float ap_recip<float>(int c) { return 1.0f / (float)c; }
+template <> __device__ __forceinline__ double ap_recip<double>(int c) {
+    double r = (double)(1.0f / (float)c);
+    r = r * (2.0 - c * r);
+    return r * (2.0 - c * r);
 }
 
 template <class T>
@@ -36,7 +47,7 @@ __device__ __forceinline__ void avgpool_forward_impl(const T* __restrict__ x, T*
                 if (ix >= 0 && ix < W) acc += plane[iy * W + ix];
             }
         }
-        y[e] = acc / T(ap_count(oy, ox, H, W, kh, kw, sh, sw, ph, pw, include_pad));
+        y[e] = acc * ap_recip<T>(ap_count((int)oy, (int)ox, H, W, kh, kw, sh, sw, ph, pw, include_pad));
     }
 }
 
@@ -57,7 +68,7 @@ __device__ __forceinline__ void avgpool_backward_impl(const T* __restrict__ dy, 
                 const int tx = ix + pw - j;
                 if (tx < 0 || tx % sw != 0 || tx / sw >= ow) continue;
                 const int oy = ty / sh, ox = tx / sw;
-                acc += dy[(nc * oh + oy) * ow + ox] / T(ap_count(oy, ox, H, W, kh, kw, sh, sw, ph, pw, include_pad));
+                acc += dy[(nc * oh + oy) * ow + ox] * ap_recip<T>(ap_count(oy, ox, H, W, kh, kw, sh, sw, ph, pw, include_pad));
             }
         }
         dx[e] = acc;

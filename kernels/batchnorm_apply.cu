@@ -43,8 +43,8 @@ __device__ __forceinline__ void bn_backward_reduce_impl(const T* __restrict__ x,
     for (long long c = blockIdx.x; c < C; c += gridDim.x) {
         const T mu = mean[c], r = bna_rsqrt<T>(var[c] + eps);
         T a = T(0), b = T(0);
-        long long n = t / HW, s = t % HW;                   // walk (n, s) as in batchnorm_stats.cu
-        const long long dn = BNA_THREADS / HW, ds = BNA_THREADS % HW;
+        long long n = t < HW ? 0 : (int)t / (int)HW, s = t < HW ? t : (int)t % (int)HW;  // walk as in batchnorm_stats.cu
+        const long long dn = BNA_THREADS < HW ? 0 : BNA_THREADS / (int)HW, ds = BNA_THREADS < HW ? BNA_THREADS : BNA_THREADS % (int)HW;
         for (long long e = t; e < M; e += BNA_THREADS) {
             const long long o = (n * C + c) * HW + s;
             s += ds; n += dn;

@@ -1,11 +1,12 @@
 // Batch-norm statistics: per-channel mean and biased variance of x (N, C, HW).
 //
-// Maths: M = N*HW, mean[c] = sum x / M, var[c] = sum (x - mean[c])^2 / M, computed in ONE pass
-// with Welford's update per thread and Chan et al.'s pairwise merge across threads:
-//   thread:  k += 1; d = v - m; m += d / k; m2 += d * (v - m)
-//   merge (a, b): k = ka + kb; d = mb - ma; m = ma + d*kb/k; m2 = m2a + m2b + d*d*ka*kb/k
-// Unlike sum(x^2)/M - mean^2 this never subtracts two large nearly equal numbers, so float32
-// keeps its accuracy on data with a large mean (post-ReLU activations, raw pixels).
+// Maths: M = N*HW, mean[c] = sum x / M, var[c] = sum (x - mean[c])^2 / M, in ONE pass that
+// never subtracts two large nearly equal numbers (the flaw of sum(x^2)/M - mean^2 in float32 on
+// data with a large mean, such as post-ReLU activations or raw pixels):
+//   thread:  shifted sums around its own first value K: s1 = sum (v - K), s2 = sum (v - K)^2, k values,
+//            then m = K + s1/k and m2 = s2 - s1*s1/k (the error scales with (m - K)^2 / var, small
+//            because K is one of the samples; no division per element, which on the GPU is a call)
+//   merge (a, b) (Chan et al.): k = ka + kb; d = mb - ma; m = ma + d*kb/k; m2 = m2a + m2b + d*d*ka*kb/k
 // Thread mapping: one block per channel (block-stride loop over C); thread t visits elements
 //   t, t+256, ... of the channel's M values (row n, column s, at x[(n*C + c)*HW + s]); the 256
 //   partial (k, m, m2) triples merge in a fixed shared-memory tree (deterministic).
@@ -24,18 +25,25 @@ __device__ __forceinline__ void bn_stats_impl(const T* __restrict__ x, T* __rest
     const int t = threadIdx.x;
     for (long long c = blockIdx.x; c < C; c += gridDim.x) {
         long long k = 0;
-        T m = T(0), m2 = T(0);
+        T shift = T(0), s1 = T(0), s2 = T(0);
         // element e = n*HW + s of the channel, walked with one division per thread, not per element
-        long long n = t / HW, s = t % HW;
-        const long long dn = BNS_THREADS / HW, ds = BNS_THREADS % HW;
+        long long n = t < HW ? 0 : (int)t / (int)HW, s = t < HW ? t : (int)t % (int)HW;
+        const long long dn = BNS_THREADS < HW ? 0 : BNS_THREADS / (int)HW, ds = BNS_THREADS < HW ? BNS_THREADS : BNS_THREADS % (int)HW;
         for (long long e = t; e < M; e += BNS_THREADS) {
             const T v = x[(n * C + c) * HW + s];
             s += ds; n += dn;
             if (s >= HW) { s -= HW; n += 1; }
+            if (k == 0) shift = v;
+            const T d = v - shift;
+            s1 += d;
+            s2 += d * d;
             k += 1;
-            const T d = v - m;
-            m += d / T(k);
-            m2 += d * (v - m);
+        }
+        T m = T(0), m2 = T(0);
+        if (k > 0) {
+            const T q = s1 / T(k);
+            m = shift + q;
+            m2 = max(s2 - s1 * q, T(0));   // rounding can leave a tiny negative
         }
         sk[t] = k; sm[t] = m; sm2[t] = m2;
         __syncthreads();

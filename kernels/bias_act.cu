@@ -39,8 +39,8 @@ __device__ __forceinline__ void bias_grad_impl(const T* __restrict__ dy, T* __re
     const int t = threadIdx.x;
     for (long long c = blockIdx.x; c < C; c += gridDim.x) {
         T s = T(0);
-        long long n = t / inner, q = t % inner;             // walk (n, q) as in batchnorm_stats.cu
-        const long long dn = BA_THREADS / inner, dq = BA_THREADS % inner;
+        long long n = t < inner ? 0 : (int)t / (int)inner, q = t < inner ? t : (int)t % (int)inner;  // walk as in batchnorm_stats.cu
+        const long long dn = BA_THREADS < inner ? 0 : BA_THREADS / (int)inner, dq = BA_THREADS < inner ? BA_THREADS : BA_THREADS % (int)inner;
         for (long long e = t; e < M; e += BA_THREADS) {
             s += dy[(n * C + c) * inner + q];
             q += dq; n += dn;

@@ -156,3 +156,19 @@ def nvcc_path() -> Path | None:
         if home and (Path(home) / "bin" / "nvcc").exists():
             return Path(home) / "bin" / "nvcc"
     return None
+
+
+REGISTERS_PER_BLOCK = 65536
+STATIC_SHARED_LIMIT = 48 * 1024
+
+
+def resource_problems(res: Resources, threads: int) -> list[str]:
+    """Why `res` is not acceptable for blocks of `threads` threads (empty when it is)."""
+    out = []
+    if res.spill_stores or res.spill_loads:
+        out.append(f"{res.kernel} ({res.arch}): spills {res.spill_stores} B stored / {res.spill_loads} B loaded")
+    if res.registers * threads > REGISTERS_PER_BLOCK:
+        out.append(f"{res.kernel} ({res.arch}): {res.registers} registers x {threads} threads > {REGISTERS_PER_BLOCK}")
+    if res.shared_bytes > STATIC_SHARED_LIMIT:
+        out.append(f"{res.kernel} ({res.arch}): {res.shared_bytes} B static shared memory > {STATIC_SHARED_LIMIT}")
+    return out
