@@ -2,7 +2,8 @@
 the kernels), plus autograd vector-Jacobian products through the public minicnn API."""
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def col2im_ref(cols: np.ndarray, x_shape, k, s, p, d) -> np.ndarray:
 
 def maxpool_ref(x: np.ndarray, k, s, p) -> tuple[np.ndarray, np.ndarray]:
     """(y, idx): max over in-image taps, idx = iy*W + ix of the first maximum (row-major tap order)."""
-    n, c, h, w = x.shape
+    n, c, _h, w = x.shape
     win = windows(x, k, s, p, (1, 1), fill=-np.inf)       # (N, C, kh, kw, oh, ow)
     oh, ow = win.shape[-2:]
     flat = win.reshape(n, c, k[0] * k[1], oh, ow)

@@ -3,17 +3,21 @@
 launch code and check as the real kernel, which must pass the same check."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
+from cuda_refs import maxpool_ref, out_size, windows
 
 from minicnn.cuda import launches as L
-from minicnn.cuda.cpu_harness import CpuModule, HarnessError, OutOfBoundsWrite, compiler_available
+from minicnn.cuda.cpu_harness import (
+    CpuModule,
+    HarnessError,
+    OutOfBoundsWrite,
+    compiler_available,
+)
 from minicnn.cuda.sources import source_path
-
-from cuda_refs import maxpool_ref, out_size, windows
 
 pytestmark = pytest.mark.skipif(not compiler_available(), reason="no C++ compiler (g++) to build the CPU harness")
 BROKEN = Path(__file__).parent / "kernels_broken"

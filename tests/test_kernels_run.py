@@ -1,4 +1,5 @@
-"""Every kernels/*.cu entry point executed on the CPU (minicnn.cuda.cpu_harness) against NumPy.
+"""Every kernels/*.cu entry point executed on the CPU (minicnn.cuda.cpu_harness) against NumPy, and
+the very same tests on a real GPU through CuPy (the `gpu` variants, skipped where there is none).
 
 Inputs are odd shapes larger than one tile, grids are capped at 3 blocks so the grid-stride loops
 really loop, outputs start as NaN (an unwritten element shows), every buffer has guard zones
@@ -9,28 +10,51 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cuda_refs import col2im_ref, im2col_ref, maxpool_ref, out_size, vjp, windows
 
+import minicnn.cuda as mc
 import minicnn.nn.functional as F
 from minicnn.cuda import launches as L
 from minicnn.cuda.cpu_harness import CpuModule, compiler_available
 
-from cuda_refs import col2im_ref, im2col_ref, maxpool_ref, out_size, vjp, windows
-
-pytestmark = pytest.mark.skipif(not compiler_available(), reason="no C++ compiler (g++) to build the CPU harness")
-
 _MODS: dict = {}
-TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-11)}
+TOL = {np.float32: {"rtol": 2e-5, "atol": 2e-5}, np.float64: {"rtol": 1e-11, "atol": 1e-11}}
 
 
-@pytest.fixture(params=["forward", "shuffled"])
+@pytest.fixture(params=["forward", "shuffled", pytest.param("gpu", marks=pytest.mark.gpu)])
 def order(request):
+    if request.param == "gpu":
+        if not mc.is_available():
+            try:
+                mc.require()
+            except mc.CudaUnavailable as e:
+                pytest.skip(f"no usable GPU: {e}")
+    elif not compiler_available():
+        pytest.skip("no C++ compiler (g++) to build the CPU harness")
     return request.param
 
 
-def mod(name: str, order: str) -> CpuModule:
+class GpuViaNumpy:
+    """The GPU module behind a NumPy-in, NumPy-out launch(), so the CPU tests run unchanged on the GPU."""
+
+    def __init__(self, name: str):
+        self.cp = mc.require()
+        self.mod = mc.module(name)
+        self.grid_cap = self.mod.grid_cap
+
+    def launch(self, kernel, grid, block, args):
+        dev = [self.cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+        self.mod.launch(kernel, grid, block, dev)
+        self.cp.cuda.Device().synchronize()
+        for a, d in zip(args, dev):
+            if isinstance(a, np.ndarray):
+                a[...] = self.cp.asnumpy(d)
+
+
+def mod(name: str, order: str):
     key = (name, order)
     if key not in _MODS:
-        _MODS[key] = CpuModule(name, grid_cap=3, shuffle=(order == "shuffled"), seed=7)
+        _MODS[key] = GpuViaNumpy(name) if order == "gpu" else CpuModule(name, grid_cap=3, shuffle=(order == "shuffled"), seed=7)
     return _MODS[key]
 
 
@@ -163,7 +187,7 @@ def test_bn_apply(order, dtype, training, rng):
     ref_y, (ref_dx, ref_dg, ref_db) = vjp(
         lambda a, g_, b_: F.batch_norm(a, rm, rv, g_, b_, training=training, eps=eps),
         [x.astype(np.float64), gamma.astype(np.float64), beta.astype(np.float64)], gy.astype(np.float64))
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-9, "atol": 1e-9}
     np.testing.assert_allclose(y, ref_y, **tol)
     np.testing.assert_allclose(dx, ref_dx, **tol)
     np.testing.assert_allclose(dg, ref_dg, **tol)
@@ -211,7 +235,7 @@ def test_adam(order, dtype, decoupled, rng):
     rv = betas[1] * rv + (1 - betas[1]) * rg * rg
     rp = rp - lr / (1 - betas[0] ** step) * rm / (np.sqrt(rv) / np.sqrt(1 - betas[1] ** step) + eps)
     L.adam(mod("adam", order), p, g, m_, v_, step, lr, betas, eps, wd, decoupled)
-    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-13}
     np.testing.assert_allclose(m_, rm, **tol)
     np.testing.assert_allclose(v_, rv, **tol)
     np.testing.assert_allclose(p, rp, **tol)
@@ -232,7 +256,7 @@ def test_conv3x3(order, dtype, s, p, rng):
                              [x.astype(np.float64), wt.astype(np.float64)], gy.astype(np.float64))
     direct = np.einsum("ncijyx,ocij->noyx", windows(x.astype(np.float64), (3, 3), s, p, (1, 1)), wt.astype(np.float64))
     np.testing.assert_allclose(ref_y, direct, rtol=1e-12, atol=1e-12)
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-11, "atol": 1e-11}
     np.testing.assert_allclose(y, ref_y, **tol)
     if s == (1, 1):
         dx = nans(x.shape, dtype)
