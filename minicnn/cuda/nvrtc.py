@@ -23,7 +23,7 @@ class NvrtcError(RuntimeError):
 def _candidates() -> list[str]:
     out: list[str] = []
     try:                                                   # the PyPI wheel nvidia-cuda-nvrtc-cu12
-        import nvidia.cuda_nvrtc as pkg  # type: ignore[import-not-found]
+        import nvidia.cuda_nvrtc as pkg  # type: ignore[import-not-found,import-untyped,unused-ignore]
         for base in getattr(pkg, "__path__", []):
             out += sorted(glob.glob(os.path.join(base, "lib", "libnvrtc.so*")))
             out += sorted(glob.glob(os.path.join(base, "bin", "nvrtc64*.dll")))
