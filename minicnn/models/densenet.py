@@ -9,7 +9,6 @@ recomputed in backward (`nn.checkpoint`), so only each layer's own small output 
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -105,17 +104,6 @@ class DenseNet(nn.Module):
         x = F.relu(self.features(x))
         x = F.adaptive_avg_pool2d(x, (1, 1)).flatten(1)  # (N, C)
         return self.classifier(x)
-
-
-# Old torchvision checkpoints (e.g. densenet161-8d451a50.pth, the tutorial's) spell 'norm.1'
-# where the current names say 'norm1'.
-_OLD_DENSE_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
-
-
-def rename_legacy_densenet_key(key: str) -> str:
-    """'...denselayer3.norm.1.weight' -> '...denselayer3.norm1.weight'; other keys unchanged."""
-    m = _OLD_DENSE_KEY.match(key)
-    return m.group(1) + m.group(2) if m else key
 
 
 def _densenet(growth: int, blocks: Sequence[int], init: int, num_classes: int, in_channels: int, dropout: float,
