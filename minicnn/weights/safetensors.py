@@ -125,7 +125,7 @@ def write_safetensors(tensors: dict, path: PathLike, metadata: dict | None = Non
         le = a.dtype.newbyteorder("<")
         if le not in _NAMES:
             raise WeightsError(f"{path}: tensor {name!r} has dtype {a.dtype}, which safetensors cannot store")
-        arrays[name] = np.ascontiguousarray(a, dtype=le)
+        arrays[name] = np.array(a, dtype=le, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
     header: dict[str, Any] = {}
     if metadata:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
