@@ -13,8 +13,14 @@ import pytest
 
 import minicnn
 from minicnn import nn
-from minicnn.weights import (WeightsError, load_pretrained, read_safetensors, read_torch, read_weights,
-                             write_safetensors)
+from minicnn.weights import (
+    WeightsError,
+    load_pretrained,
+    read_safetensors,
+    read_torch,
+    read_weights,
+    write_safetensors,
+)
 from minicnn.weights.safetensors import parse_safetensors
 
 FIX = Path(__file__).parent / "fixtures"

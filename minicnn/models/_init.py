@@ -12,7 +12,7 @@ def torchvision_init_(model: nn.Module, conv_mode: str = "fan_out", linear_std: 
             nn.init.kaiming_normal_(m.weight, mode=conv_mode, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.affine:
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)) and m.weight is not None and m.bias is not None:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear):

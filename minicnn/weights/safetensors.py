@@ -107,8 +107,8 @@ def parse_safetensors(blob: bytes, path: str = "<bytes>") -> tuple[OrderedDict[s
         raise bad(f"{len(data) - pos} trailing bytes after the last buffer")
     out: OrderedDict[str, np.ndarray] = OrderedDict()
     for name, info in header.items():
-        b, e = info["data_offsets"]
-        arr = np.frombuffer(data[b:e], dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
+        begin, end = info["data_offsets"]
+        arr = np.frombuffer(data[begin:end], dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
         arr = bf16_to_float32(arr) if info["dtype"] == "BF16" else arr.astype(arr.dtype.newbyteorder("="))
         out[name] = arr  # astype copied: the arrays own their memory and are writable
     return out, dict(metadata)
