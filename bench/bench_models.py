@@ -70,7 +70,7 @@ def run_one(name: str, size: int, batch: int, repeats: int, efficient: bool) -> 
 
 def spawn(name: str, size: int, batch: int, repeats: int, efficient: bool = True) -> dict:
     cmd = [sys.executable, __file__, "--child", name, str(size), str(batch), str(repeats), str(int(efficient))]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), check=False)
     if out.returncode != 0:
         return {"model": name, "size": size, "batch": batch, "error": out.stderr.strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
