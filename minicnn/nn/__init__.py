@@ -14,3 +14,5 @@ from .conv import Conv2d, DepthwiseConv2d, SeparableConv2d  # noqa: F401
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d  # noqa: F401
 
 from . import utils  # noqa: F401
+from .checkpoint import checkpoint  # noqa: F401
+from .inception import InceptionBlock  # noqa: F401

@@ -32,6 +32,10 @@ class Sequential(Module):
             return Sequential(*mods[i])
         return mods[i]
 
+    def __setitem__(self, i: int, module: Module) -> None:
+        """Swap layer i in place, e.g. `model.classifier[6] = nn.Linear(4096, 3)`."""
+        setattr(self, list(self._modules)[i], module)
+
     def __len__(self) -> int:
         return len(self._modules)
 

@@ -52,12 +52,17 @@ class Module:
             self._buffers[name] = value
             object.__setattr__(self, name, value)
             return
-        for d in (self._parameters, self._modules):
-            d.pop(name, None)
+        # Replacing a child keeps its slot (OrderedDict assignment), so a swapped layer in a
+        # Sequential still runs in its place and state_dict keeps torchvision's key order.
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._modules[name] = value
+        else:
+            for d in (self._parameters, self._modules):
+                d.pop(name, None)
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name: str, value: Any) -> None:
