@@ -170,9 +170,13 @@ def test_checkpoint_passes_gradients_to_frozen_input_layers_params(rng):
 
 
 def test_summary_runs_on_zoo_models():
-    text = models.summary(models.resnet18(num_classes=2), (3, 64, 64), print_fn=None)
+    model = models.resnet18(num_classes=2)
+    model.layer1.requires_grad_(False)
+    text = model.summary((3, 64, 64), print_fn=None)
     assert "layer4.1.conv2" in text and "fc" in text
-    text = models.summary(models.densenet121(), (3, 64, 64), print_fn=None)
+    frozen = sum(p.size for p in model.layer1.parameters())
+    assert f"{frozen:,}" in text  # the frozen count is reported
+    text = models.densenet121().summary((3, 64, 64), print_fn=None)
     assert "denseblock4.denselayer16.conv2" in text
 
 
