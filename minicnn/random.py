@@ -3,10 +3,11 @@ runs repeatable.
 
 The CPU generator is a NumPy `Generator`. The GPU one (`cupy.random.default_rng`) is created
 on first use, so a script that never touches the GPU never imports CuPy; its seed is drawn
-from the CPU generator at that moment, which makes it follow `manual_seed` and checkpoints:
-after `set_state` the GPU generator is recreated (on next use) from the restored CPU stream.
-A resumed run therefore repeats its GPU draws exactly, though they are not the continuation
-of the interrupted run's GPU stream (CuPy's generators do not expose their state).
+from the CPU generator at that moment, which makes it follow `manual_seed`. CuPy's
+generators do not expose their state, so checkpoints hold the CPU state only, and both
+`get_state` and `set_state` drop the GPU generator: in the saving run and in a run resumed
+from the checkpoint alike, it is next recreated from the same point of the CPU stream, so a
+resumed run continues with exactly the draws the uninterrupted one makes.
 Augmentation does not draw from here: its per-sample host generators live in `minicnn.data.rng`.
 """
 from __future__ import annotations
@@ -43,7 +44,9 @@ def generator_for(xp: ModuleType) -> Any:
 
 
 def get_state() -> dict:
-    """The CPU generator's state as plain data (for checkpoints); see the module note on the GPU."""
+    """The CPU generator's state as plain data (for checkpoints); restarts the GPU stream (module note)."""
+    global _gpu_rng
+    _gpu_rng = None
     return _rng.bit_generator.state
 
 

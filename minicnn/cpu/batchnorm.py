@@ -19,12 +19,12 @@ def each_block(fn: Any, shape: tuple, work: int, dtype: Any) -> None:
     Working block by block keeps the several passes over a block in cache, so each value is
     read from memory once per call rather than once per pass.
     """
-    n, c, l = shape
-    cb = max(1, min(c, tuning.BN_BLOCK_ELEMS // max(l, 1)))       # channels per block
+    n, c, length = shape
+    cb = max(1, min(c, tuning.BN_BLOCK_ELEMS // max(length, 1)))       # channels per block
     nb = -(-c // cb)
 
     def run(a: int, z: int) -> None:
-        tmp = np.empty((cb, l), dtype=dtype)
+        tmp = np.empty((cb, length), dtype=dtype)
         for u in range(a, z):
             i, b = divmod(u, nb)
             c0, c1 = b * cb, min(c, (b + 1) * cb)
@@ -44,9 +44,9 @@ def batch_stats(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     algorithm): E[(x-K)^2] - E[x-K]^2 does not cancel catastrophically when |mean| >> std,
     unlike E[x^2] - E[x]^2. Partial sums per sample are combined in float64.
     """
-    n, c, l = x3.shape
+    n, c, length = x3.shape
     shift = x3[0, :, :1].copy()                       # (C, 1)
-    ones = np.ones(l, dtype=x3.dtype)
+    ones = np.ones(length, dtype=x3.dtype)
     s1 = np.empty((n, c), dtype=np.float64)
     s2 = np.empty((n, c), dtype=np.float64)
 
@@ -55,7 +55,7 @@ def batch_stats(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s1[i, c0:c1] = d @ ones
         s2[i, c0:c1] = rowdot(d, d)
     each_block(run, x3.shape, x3.size, x3.dtype)
-    m = n * l
+    m = n * length
     d_mean = s1.sum(axis=0) / m
     var = np.maximum(s2.sum(axis=0) / m - d_mean * d_mean, 0.0)
     return (d_mean + shift[:, 0]).astype(x3.dtype), var.astype(x3.dtype)
@@ -74,10 +74,10 @@ def scale_shift(x3: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndar
 
 def grad_sums(g3: np.ndarray, x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel sum(gy) and sum(gy * x), float64."""
-    n, c, l = g3.shape
+    n, c, length = g3.shape
     sg = np.empty((n, c), dtype=np.float64)            # per-sample sum(gy)
     sgx = np.empty((n, c), dtype=np.float64)           # per-sample sum(gy * x)
-    ones = np.ones(l, dtype=g3.dtype)
+    ones = np.ones(length, dtype=g3.dtype)
 
     def sums(i: int, c0: int, c1: int, _: Any) -> None:
         sg[i, c0:c1] = g3[i, c0:c1] @ ones

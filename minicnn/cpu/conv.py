@@ -157,8 +157,8 @@ def _cols(fn: Any, xc: Any) -> Any:
     """Column matrix of a chunk, (nb, G, C/G*kh*kw, oh*ow), in the shared workspace."""
     nb, c, h, w = xc.shape
     (kh, kw), (oh, ow), g = fn.k, fn.out_hw, fn.groups
-    t, b, l, r = fn.pads
-    padbuf = scratch("pad", (nb, c, h + t + b, w + l + r), xc.dtype, np) if any(fn.pads) else None
+    t, b, left, r = fn.pads
+    padbuf = scratch("pad", (nb, c, h + t + b, w + left + r), xc.dtype, np) if any(fn.pads) else None
     cols = scratch("cols", (nb, c, kh, kw, oh, ow), xc.dtype, np)
 
     def fill(a: int, z: int) -> None:
@@ -185,7 +185,7 @@ def backward_strided(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
     wgt = w.reshape(g, o // g, -1).swapaxes(1, 2)      # (G, C/G*kh*kw, O/G)
     gw = np.zeros((g, o // g, wgt.shape[1]), dtype=w.dtype) if need_w else None
     gx = np.empty_like(x) if need_x else None
-    t, b, l, r = fn.pads
+    t, b, left, r = fn.pads
     for n0, n1 in _chunks(fn):
         nb = n1 - n0
         if need_w:
@@ -195,14 +195,14 @@ def backward_strided(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
             continue
         gcols = scratch("cols", (nb, g, wgt.shape[1], oh * ow), x.dtype, np)
         np.matmul(wgt, gy4[n0:n1], out=gcols)          # (nb, G, C/G*kh*kw, oh*ow)
-        gpad = scratch("gpad", (nb, c, h + t + b, wd + l + r), x.dtype, np) if any(fn.pads) else gx[n0:n1]
+        gpad = scratch("gpad", (nb, c, h + t + b, wd + left + r), x.dtype, np) if any(fn.pads) else gx[n0:n1]
         gcols6 = gcols.reshape(nb, c, kh, kw, oh, ow)  # (nb, C, kh, kw, oh, ow)
 
         def scatter(a: int, z: int, gpad=gpad, gcols6=gcols6, n0=n0) -> None:
             gpad[a:z] = 0
             col2im_add(gcols6[a:z], gpad[a:z], fn.stride, fn.dilation)
             if any(fn.pads):
-                gx[n0 + a:n0 + z] = gpad[a:z, :, t:t + h, l:l + wd]
+                gx[n0 + a:n0 + z] = gpad[a:z, :, t:t + h, left:left + wd]
         parallel_range(scatter, nb, gcols.size)
     return gx, gw
 

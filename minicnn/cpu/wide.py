@@ -37,8 +37,8 @@ class WideLayout:
 
     def pad_into(self, xs: Any, flat: Any) -> Any:
         """Copy one sample's planes (c, H, W) into the interior of a plane buffer (c, Hq*Wp)."""
-        t, l = self.pads[0], self.pads[2]
-        flat.reshape(-1, self.hq, self.wp)[:, t:t + self.h, l:l + self.w] = xs
+        t, left = self.pads[0], self.pads[2]
+        flat.reshape(-1, self.hq, self.wp)[:, t:t + self.h, left:left + self.w] = xs
         return flat
 
     def crop(self, wide: Any) -> Any:
@@ -76,8 +76,8 @@ class WideLayout:
 
     def crop_grad(self, rows: Any) -> Any:
         """(c, H*Wp) gradient rows -> (c, H, W) real pixels, a view."""
-        l = self.pads[2]
-        return rows.reshape(-1, self.h, self.wp)[:, :, l:l + self.w]
+        left = self.pads[2]
+        return rows.reshape(-1, self.h, self.wp)[:, :, left:left + self.w]
 
     def bands(self, bytes_per_position: int, budget: int, length: int | None = None) -> list[tuple[int, int]]:
         """Split positions [0, length or oh*Wp) into pieces whose column matrix fits `budget` bytes."""

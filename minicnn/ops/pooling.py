@@ -30,8 +30,8 @@ class _WindowPool(Function):
         """Check the input, resolve padding and output size."""
         check_float(self.who, input=x)
         self.pads, oh, ow = window_geometry(x.shape, self.k, self.stride, self.padding, (1, 1), self.who)
-        t, b, l, r = self.pads
-        if not isinstance(self.padding, str) and (max(t, b) * 2 > self.k[0] or max(l, r) * 2 > self.k[1]):
+        t, b, left, r = self.pads
+        if not isinstance(self.padding, str) and (max(t, b) * 2 > self.k[0] or max(left, r) * 2 > self.k[1]):
             # a window of padding only would have no real pixel (max = -inf); PyTorch refuses too
             raise ValueError(f"{self.who}: padding {self.padding!r} must be at most half the kernel size {self.k}")
         self.x_shape, self.out_hw = x.shape, (oh, ow)
@@ -39,9 +39,9 @@ class _WindowPool(Function):
 
     def crop(self, gpad: Any) -> Any:
         """The (N, C, H, W) interior of a padded (N, C, Hp, Wp) gradient."""
-        t, _, l, _ = self.pads
+        t, _, left, _ = self.pads
         h, w = self.x_shape[2:]
-        return gpad[:, :, t:t + h, l:l + w]
+        return gpad[:, :, t:t + h, left:left + w]
 
 
 class MaxPool2dFn(_WindowPool):
@@ -96,7 +96,7 @@ class AvgPool2dFn(_WindowPool):
         if self.include or not any(self.pads):
             return dtype.type(self.k[0] * self.k[1])
         h, w = self.x_shape[2:]
-        t, _, l, _ = self.pads
+        t, _, left, _ = self.pads
         oh, ow = self.out_hw
 
         def real(n_out: int, size: int, k: int, s: int, before: int) -> np.ndarray:
@@ -104,7 +104,7 @@ class AvgPool2dFn(_WindowPool):
             return np.minimum(start + k, size) - np.maximum(start, 0)
 
         rows = real(oh, h, self.k[0], self.stride[0], t)
-        cols = real(ow, w, self.k[1], self.stride[1], l)
+        cols = real(ow, w, self.k[1], self.stride[1], left)
         return xp.asarray(np.outer(rows, cols).astype(dtype))  # (oh, ow)
 
     def forward(self, x: Array) -> Array:
