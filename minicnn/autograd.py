@@ -7,6 +7,7 @@ topological order and accumulates gradients. That is the whole idea.
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
@@ -263,7 +264,7 @@ class Tensor:
     def __bool__(self) -> bool:
         return bool(self.data)
 
-    def __float__(self) -> float:
+    def __float__(self) -> builtins.float:
         return float(self.item())
 
     def __int__(self) -> int:

@@ -47,7 +47,7 @@ def get_state() -> dict:
     """The CPU generator's state as plain data (for checkpoints); restarts the GPU stream (module note)."""
     global _gpu_rng
     _gpu_rng = None
-    return _rng.bit_generator.state
+    return dict(_rng.bit_generator.state)
 
 
 def set_state(state: dict) -> None:

@@ -72,7 +72,7 @@ def backward_pointwise(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
     x4 = fn.x.reshape(n, g, c // g, -1)              # (N, G, C/G, H*W)
     gy4 = gy.reshape(n, g, o // g, -1)                 # (N, G, O/G, H*W)
     # gw^T = x @ gy^T: with the small channel count as the output's columns BLAS runs ~2x faster
-    gw = np.matmul(x4, gy4.swapaxes(2, 3)).sum(axis=0).swapaxes(1, 2) if need_w else None  # (G, O/G, C/G)
+    gw: Any = np.matmul(x4, gy4.swapaxes(2, 3)).sum(axis=0).swapaxes(1, 2) if need_w else None  # (G, O/G, C/G)
     gx = None
     if need_x:
         gx = np.matmul(fn.w.reshape(g, o // g, c // g).swapaxes(1, 2), gy4).reshape(fn.x.shape)
@@ -119,16 +119,16 @@ def backward_wide(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
     # (G, C/G, O/G*T): weight[o, c, t] regrouped so input channels are the rows
     wflip = fn.w.reshape(g, o // g, c // g, taps).transpose(0, 2, 1, 3).reshape(g, c // g, -1)
     gbands = lay.bands(o * taps * x.itemsize, tuning.BAND_BYTES, lay.h * lay.wp)
-    gx = np.empty_like(x) if need_x else None
+    gx: Any = np.empty_like(x) if need_x else None
     width = max(p1 - p0 for p0, p1 in bands + gbands)
     partial_gw: list = []
 
     def run(a: int, z: int) -> None:
-        flat = lay.new_plane_buffer(np, c, dt) if need_w else None
+        flat: Any = lay.new_plane_buffer(np, c, dt) if need_w else None
         gext = lay.new_grad_buffer(np, o, dt)          # (O, lead + Hq*Wp)
         cols = np.empty((max(c, o), taps, width), dtype=dt)
-        rows = np.empty((g, c // g, lay.h * lay.wp), dtype=dt) if need_x else None
-        gwt = np.zeros((g, c // g * taps, o // g), dtype=dt) if need_w else None  # gw transposed
+        rows: Any = np.empty((g, c // g, lay.h * lay.wp), dtype=dt) if need_x else None
+        gwt: Any = np.zeros((g, c // g * taps, o // g), dtype=dt) if need_w else None  # gw transposed
         for i in range(a, z):
             gyw = lay.spread_grad(gy[i], gext)         # (O, oh*Wp)
             if need_w:  # gw^T += columns_band @ gy_band^T (this operand order is ~2x faster in BLAS)
@@ -158,7 +158,7 @@ def _cols(fn: Any, xc: Any) -> Any:
     nb, c, h, w = xc.shape
     (kh, kw), (oh, ow), g = fn.k, fn.out_hw, fn.groups
     t, b, left, r = fn.pads
-    padbuf = scratch("pad", (nb, c, h + t + b, w + left + r), xc.dtype, np) if any(fn.pads) else None
+    padbuf: Any = scratch("pad", (nb, c, h + t + b, w + left + r), xc.dtype, np) if any(fn.pads) else None
     cols = scratch("cols", (nb, c, kh, kw, oh, ow), xc.dtype, np)
 
     def fill(a: int, z: int) -> None:
@@ -183,8 +183,8 @@ def backward_strided(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
     (kh, kw), (oh, ow) = fn.k, fn.out_hw
     gy4 = gy.reshape(n, g, o // g, oh * ow)            # (N, G, O/G, oh*ow)
     wgt = w.reshape(g, o // g, -1).swapaxes(1, 2)      # (G, C/G*kh*kw, O/G)
-    gw = np.zeros((g, o // g, wgt.shape[1]), dtype=w.dtype) if need_w else None
-    gx = np.empty_like(x) if need_x else None
+    gw: Any = np.zeros((g, o // g, wgt.shape[1]), dtype=w.dtype) if need_w else None
+    gx: Any = np.empty_like(x) if need_x else None
     t, b, left, r = fn.pads
     for n0, n1 in _chunks(fn):
         nb = n1 - n0

@@ -84,18 +84,18 @@ def backward(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
     wp = lay.wp
     w3 = fn.w.reshape(c, m, ntap)                          # (C, m, T)
     gy5 = gy.reshape(n, c, m, oh, ow)                      # (N, C, m, oh, ow)
-    gx = np.empty(fn.x_shape, dtype=gy.dtype) if need_x else None
+    gx: Any = np.empty(fn.x_shape, dtype=gy.dtype) if need_x else None
     partial_gw: list = []
 
     def run(a: int, z: int) -> None:
         cb = fn.cb
         cols = np.empty((cb, m * ntap, max(span, h * wp)), dtype=gy.dtype)
         # gy in the wide layout behind `lead` zeros; the wrap-around columns stay zero
-        gext = lay.new_grad_buffer(np, cb * m, gy.dtype).reshape(cb, m, -1) if fn.wide else None
+        gext: Any = lay.new_grad_buffer(np, cb * m, gy.dtype).reshape(cb, m, -1) if fn.wide else None
         gxrows = np.empty((cb, 1, h * wp), dtype=gy.dtype)
-        gbuf = np.empty((cb, lay.hq, wp), dtype=gy.dtype) if not fn.wide else None
-        gw = np.zeros((c, m, ntap), dtype=gy.dtype) if need_w else None
-        flat = lay.new_plane_buffer(np, c, gy.dtype) if need_w else None
+        gbuf: Any = np.empty((cb, lay.hq, wp), dtype=gy.dtype) if not fn.wide else None
+        gw: Any = np.zeros((c, m, ntap), dtype=gy.dtype) if need_w else None
+        flat: Any = lay.new_plane_buffer(np, c, gy.dtype) if need_w else None
         for i in range(a, z):
             if flat is not None:
                 lay.pad_into(fn.x[i], flat)
@@ -125,5 +125,5 @@ def backward(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
         if gw is not None:
             partial_gw.append(gw)
     _samples(run, n, gy.size * ntap * 2)
-    gw = sum(partial_gw[1:], partial_gw[0]).reshape(fn.w.shape) if need_w else None
+    gw: Any = sum(partial_gw[1:], partial_gw[0]).reshape(fn.w.shape) if need_w else None
     return gx, gw

@@ -31,7 +31,7 @@ def forward_windows(fn: Any, x: Any) -> Any:
         better = np.empty(y.shape[1:], dtype=bool)
         for n in range(a, z):
             xn, yn, an = xpad[n:n + 1], y[n], fn.arg[n]
-            yn[...] = tap(xn, *taps[0], fn.stride, (1, 1), oh, ow)[0]
+            yn[...] = tap(xn, taps[0][0], taps[0][1], fn.stride, (1, 1), oh, ow)[0]
             an[...] = 0
             for t, (i, j) in enumerate(taps[1:], start=1):
                 xs = tap(xn, i, j, fn.stride, (1, 1), oh, ow)[0]
@@ -94,7 +94,7 @@ def backward_windows(fn: Any, gy: Any) -> Any:
 
     def run(a: int, z: int) -> None:
         hit = np.empty(gy.shape[1:], dtype=bool)
-        gpad = np.empty((1,) + fn.pad_shape[1:], dtype=gy.dtype) if padded else None
+        gpad: Any = np.empty((1,) + fn.pad_shape[1:], dtype=gy.dtype) if padded else None
         for n in range(a, z):
             g = gpad if padded else gx[n:n + 1]
             if not tiles:

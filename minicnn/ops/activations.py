@@ -2,6 +2,8 @@
 (`minicnn.cpu.elementwise`); the others are plain array code for both backends."""
 from __future__ import annotations
 
+from typing import Any
+
 from ..autograd import Function, Tensor
 from ..backend import Array, get_array_module
 
@@ -30,31 +32,31 @@ class LeakyReLU(Function):
     def __init__(self, slope: float = 0.01):
         self.slope = slope
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.mask = x > 0
         return get_array_module(x).where(self.mask, x, x * x.dtype.type(self.slope))
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return get_array_module(gy).where(self.mask, gy, gy * gy.dtype.type(self.slope))
 
 
 class Sigmoid(Function):
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         xp = get_array_module(x)
         # tanh form never overflows, unlike 1 / (1 + exp(-x)) for very negative x
         self.y = (xp.tanh(x * x.dtype.type(0.5)) + 1) * x.dtype.type(0.5)
         return self.y
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return gy * self.y * (1 - self.y)
 
 
 class Tanh(Function):
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.y = get_array_module(x).tanh(x)
         return self.y
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return gy * (1 - self.y * self.y)
 
 
@@ -62,13 +64,13 @@ class Softmax(Function):
     def __init__(self, axis: int = -1):
         self.axis = axis
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         xp = get_array_module(x)
         e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
         self.y = e / e.sum(axis=self.axis, keepdims=True)
         return self.y
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         gx = self.y * gy
         return gx - self.y * gx.sum(axis=self.axis, keepdims=True)
 
@@ -77,14 +79,14 @@ class LogSoftmax(Function):
     def __init__(self, axis: int = -1):
         self.axis = axis
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         xp = get_array_module(x)
         m = x.max(axis=self.axis, keepdims=True)
         lse = m + xp.log(xp.exp(x - m).sum(axis=self.axis, keepdims=True))
         self.y = x - lse
         return self.y
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         return gy - xp.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
 

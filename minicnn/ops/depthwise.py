@@ -17,7 +17,7 @@ from .conv import conv2d
 from .geometry import Padding, check_float, pair, window_geometry
 from .im2col import pad_hw, tap
 
-ALGORITHMS = ("auto", "reference", "wide-blocks")
+ALGORITHMS = ("auto", "reference", "blocks")
 
 
 class DepthwiseConv2dFn(Function):
@@ -117,7 +117,8 @@ def depthwise_conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, pad
                      dilation: Any = 1, algorithm: str = "auto") -> Tensor:
     """(N, C, H, W) with weight (C*m, 1, kh, kw) -> (N, C*m, oh, ow); = conv2d(groups=C).
 
-    `algorithm` "reference" runs the tap-loop reference on the CPU too ("auto": the fast body).
+    `algorithm` "reference" runs the tap-loop reference on the CPU too; "auto" and "blocks" the
+    per-sample channel-block body of `minicnn.cpu.depthwise`.
     """
     fn = DepthwiseConv2dFn(stride, padding, dilation, algorithm=algorithm)
     return fn(x, weight) if bias is None else fn(x, weight, bias)

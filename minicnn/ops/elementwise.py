@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import Function, Tensor, as_tensor
-from ..backend import get_array_module
+from ..backend import Array, get_array_module
 
 
 def sum_to(g: Any, shape: tuple) -> Any:
@@ -26,50 +26,50 @@ def sum_to(g: Any, shape: tuple) -> Any:
 
 # ---- arithmetic -------------------------------------------------------------------------
 class Add(Function):
-    def forward(self, a, b):
+    def forward(self, a: Array, b: Array) -> Array:
         self.sa, self.sb = a.shape, b.shape
         return a + b
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return sum_to(gy, self.sa), sum_to(gy, self.sb)
 
 
 class Sub(Function):
-    def forward(self, a, b):
+    def forward(self, a: Array, b: Array) -> Array:
         self.sa, self.sb = a.shape, b.shape
         return a - b
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return sum_to(gy, self.sa), sum_to(-gy, self.sb)
 
 
 class Mul(Function):
-    def forward(self, a, b):
+    def forward(self, a: Array, b: Array) -> Array:
         self.a, self.b = a, b
         return a * b
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         ga = sum_to(gy * self.b, self.a.shape) if self.needs_grad[0] else None
         gb = sum_to(gy * self.a, self.b.shape) if self.needs_grad[1] else None
         return ga, gb
 
 
 class Div(Function):
-    def forward(self, a, b):
+    def forward(self, a: Array, b: Array) -> Array:
         self.a, self.b = a, b
         return a / b
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         ga = sum_to(gy / self.b, self.a.shape) if self.needs_grad[0] else None
         gb = sum_to(-gy * self.a / (self.b * self.b), self.b.shape) if self.needs_grad[1] else None
         return ga, gb
 
 
 class Neg(Function):
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         return -x
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return -gy
 
 
@@ -79,22 +79,22 @@ class Pow(Function):
     def __init__(self, p: float):
         self.p = p
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.x = x
         return x ** self.p
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return gy * self.p * self.x ** (self.p - 1)
 
 
 class MatMul(Function):
     """a @ b for 1-D, 2-D and batched operands (NumPy's matmul rules)."""
 
-    def forward(self, a, b):
+    def forward(self, a: Array, b: Array) -> Array:
         self.a, self.b = a, b
         return a @ b
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         a, b = self.a, self.b
         a2 = a[None, :] if a.ndim == 1 else a          # promote vectors to matrices
@@ -111,38 +111,38 @@ class MatMul(Function):
 
 # ---- elementwise math -------------------------------------------------------------------
 class Exp(Function):
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.y = get_array_module(x).exp(x)
         return self.y
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return gy * self.y
 
 
 class Log(Function):
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.x = x
         return get_array_module(x).log(x)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return gy / self.x
 
 
 class Sqrt(Function):
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.y = get_array_module(x).sqrt(x)
         return self.y
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return gy / (2 * self.y)
 
 
 class Abs(Function):
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.x = x
         return get_array_module(x).abs(x)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return gy * get_array_module(gy).sign(self.x).astype(gy.dtype)
 
 
@@ -152,11 +152,11 @@ class Clip(Function):
     def __init__(self, lo, hi):
         self.lo, self.hi = lo, hi
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.x = x
         return get_array_module(x).clip(x, self.lo, self.hi)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         mask = True
         if self.lo is not None:
             mask = mask & (self.x >= self.lo)
@@ -168,11 +168,11 @@ class Clip(Function):
 class Maximum(Function):
     """Elementwise max; ties send the gradient to the first argument."""
 
-    def forward(self, a, b):
+    def forward(self, a: Array, b: Array) -> Array:
         self.a, self.b = a, b
         return get_array_module(a).maximum(a, b)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         m = self.a >= self.b
         return sum_to(gy * m, self.a.shape), sum_to(gy * ~m, self.b.shape)
 
@@ -180,11 +180,11 @@ class Maximum(Function):
 class Minimum(Function):
     """Elementwise min; ties send the gradient to the first argument."""
 
-    def forward(self, a, b):
+    def forward(self, a: Array, b: Array) -> Array:
         self.a, self.b = a, b
         return get_array_module(a).minimum(a, b)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         m = self.a <= self.b
         return sum_to(gy * m, self.a.shape), sum_to(gy * ~m, self.b.shape)
 
@@ -195,11 +195,11 @@ class Where(Function):
     def __init__(self, cond):
         self.cond = cond
 
-    def forward(self, a, b):
+    def forward(self, a: Array, b: Array) -> Array:
         self.sa, self.sb = a.shape, b.shape
         return get_array_module(a).where(self.cond, a, b)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         zero = gy.dtype.type(0)
         xp = get_array_module(gy)
         return sum_to(xp.where(self.cond, gy, zero), self.sa), sum_to(xp.where(self.cond, zero, gy), self.sb)

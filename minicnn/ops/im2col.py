@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..backend import get_array_module
-from .geometry import Pads, Padding, Pair, pair, window_geometry
+from .geometry import Padding, Pads, Pair, pair, window_geometry
 
 
 def pad_hw(x: Any, pads: Pads, value: float = 0.0, out: Optional[Any] = None) -> Any:

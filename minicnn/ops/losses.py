@@ -13,7 +13,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..autograd import Function, Tensor, as_tensor
-from ..backend import get_array_module
+from ..backend import Array, get_array_module
 from .activations import log_softmax
 
 
@@ -45,14 +45,14 @@ class BCEWithLogitsFn(Function):
     def __init__(self, pos_weight: Any = None):
         self.pw = pos_weight
 
-    def forward(self, x, y):
+    def forward(self, x: Array, y: Array) -> Array:
         xp = get_array_module(x)
         self.x, self.y = x, y
         sp = xp.logaddexp(0, -x)  # softplus(-x) = log(1 + exp(-x)) without overflow
         self.c = 1 if self.pw is None else 1 + (self.pw - 1) * y
         return (1 - y) * x + self.c * sp
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         s_neg = (xp.tanh(-self.x * self.x.dtype.type(0.5)) + 1) * self.x.dtype.type(0.5)  # sigmoid(-x)
         return gy * ((1 - self.y) - self.c * s_neg), None
@@ -61,7 +61,7 @@ class BCEWithLogitsFn(Function):
 class BCEFn(Function):
     """Elementwise binary cross-entropy on probabilities; logs clamped at -100 like PyTorch."""
 
-    def forward(self, p, y):
+    def forward(self, p: Array, y: Array) -> Array:
         xp = get_array_module(p)
         self.p, self.y = p, y
         with np.errstate(divide="ignore"):  # log(0) = -inf is clamped just below
@@ -69,7 +69,7 @@ class BCEFn(Function):
             log1mp = xp.maximum(xp.log1p(-p), -100)
         return -(y * logp + (1 - y) * log1mp)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         p = self.p
         return gy * (p - self.y) / xp.maximum((1 - p) * p, p.dtype.type(1e-12)), None

@@ -16,6 +16,7 @@ from ..autograd import Function, Tensor
 from ..backend import Array, get_array_module
 from .geometry import check_float
 
+
 class BatchNormFn(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, statistics per channel (axis 1).
 
@@ -62,6 +63,7 @@ class BatchNormFn(Function):
         return scale[:, None], shift[:, None]              # (C, 1)
 
     def _eval_stats(self) -> tuple[Array, Array]:
+        assert self.rm is not None and self.rv is not None  # __init__ refuses eval mode without them
         return self.rm.astype(self.x3.dtype), self.rv.astype(self.x3.dtype)
 
     def _grad_coefficients(self, gbeta: Array, sgx: Array) -> tuple:

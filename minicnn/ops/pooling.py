@@ -54,7 +54,7 @@ class MaxPool2dFn(_WindowPool):
         xp = get_array_module(x)
         oh, ow = self.out_hw
         xpad = pad_hw(x, self.pads, value=-float("inf"))
-        y = tap(xpad, *self.taps[0], self.stride, (1, 1), oh, ow).copy()
+        y = tap(xpad, self.taps[0][0], self.taps[0][1], self.stride, (1, 1), oh, ow).copy()
         self.arg = xp.zeros(y.shape, dtype=np.int8 if len(self.taps) < 128 else np.int32)
         for t, (i, j) in enumerate(self.taps[1:], start=1):
             xs = tap(xpad, i, j, self.stride, (1, 1), oh, ow)
@@ -120,7 +120,7 @@ class AvgPool2dFn(_WindowPool):
         y /= self.div
         return y
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         oh, ow = self.out_hw
         g = gy / self.div
@@ -156,7 +156,7 @@ class AdaptiveAvgPool2dFn(Function):
                              f"got {output_size!r}")
         self.output_size = tuple(output_size)
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         check_4d(x.shape, self.who)
         check_float(self.who, input=x)
         xp = get_array_module(x)
@@ -170,7 +170,7 @@ class AdaptiveAvgPool2dFn(Function):
         y = t @ self.ph.T                                    # (N*C*ow, oh)
         return y.reshape(n, c, ow, oh).swapaxes(2, 3).copy()  # (N, C, oh, ow)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         n, c, h, w = self.x_shape
         oh, ow = gy.shape[2:]
         t = gy.swapaxes(2, 3).reshape(n * c * ow, oh) @ self.ph   # (N*C*ow, H)
@@ -184,14 +184,14 @@ class GlobalAvgPool2dFn(Function):
     def __init__(self, who: str = "global_avg_pool2d"):
         self.who = who
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         check_4d(x.shape, self.who)
         check_float(self.who, input=x)
         self.x_shape = x.shape
         n, c, h, w = x.shape
         return x.reshape(n, c, h * w).mean(axis=2)       # (N, C)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         n, c, h, w = self.x_shape
         g = gy / gy.dtype.type(h * w)

@@ -1,12 +1,12 @@
 """Shape ops: reshape, transpose, indexing, concatenation, stacking and constant padding."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..autograd import Function, Tensor, as_tensor
-from ..backend import get_array_module
+from ..backend import Array, get_array_module
 
 
 # ---- shape ops --------------------------------------------------------------------------
@@ -14,14 +14,14 @@ class Reshape(Function):
     def __init__(self, shape):
         self.shape = tuple(shape)
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.src = x.shape
         try:
             return x.reshape(self.shape)
         except ValueError:
             raise ValueError(f"cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {self.shape}") from None
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return gy.reshape(self.src)
 
 
@@ -29,11 +29,11 @@ class Transpose(Function):
     def __init__(self, axes):
         self.axes = None if axes is None else tuple(axes)
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.inv = None if self.axes is None else tuple(np.argsort([a % x.ndim for a in self.axes]))
         return x.transpose(self.axes)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return gy.transpose(self.inv)
 
 
@@ -43,11 +43,11 @@ class GetItem(Function):
     def __init__(self, index):
         self.index = index
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.shape, self.dtype = x.shape, x.dtype
         return x[self.index]
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         gx = xp.zeros(self.shape, dtype=gy.dtype)
         if xp is np:
@@ -61,11 +61,11 @@ class Concatenate(Function):
     def __init__(self, axis):
         self.axis = axis
 
-    def forward(self, *xs):
+    def forward(self, *xs: Array) -> Array:
         self.sizes = [x.shape[self.axis] for x in xs]
         return get_array_module(*xs).concatenate(xs, axis=self.axis)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         cuts = np.cumsum(self.sizes)[:-1].tolist()
         return tuple(xp.split(gy, cuts, axis=self.axis))
@@ -75,10 +75,10 @@ class Stack(Function):
     def __init__(self, axis):
         self.axis = axis
 
-    def forward(self, *xs):
+    def forward(self, *xs: Array) -> Array:
         return get_array_module(*xs).stack(xs, axis=self.axis)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         n = gy.shape[self.axis]
         return tuple(xp.take(gy, i, axis=self.axis) for i in range(n))
@@ -90,13 +90,13 @@ class Pad(Function):
     def __init__(self, pad, value=0.0):
         self.pad, self.value = pad, value
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         xp = get_array_module(x)
         pad = list(self.pad) + [(0, 0)] * (x.ndim - len(self.pad))
         self.slices = tuple(slice(b, b + n) for (b, _), n in zip(pad, x.shape))
         return xp.pad(x, pad, mode="constant", constant_values=self.value)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         return gy[self.slices]
 
 
