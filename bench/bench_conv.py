@@ -29,7 +29,7 @@ if ARGS is not None:  # BLAS reads its thread count when NumPy is first imported
 import numpy as np  # noqa: E402
 
 from minicnn.autograd import Tensor  # noqa: E402
-from minicnn.conv import batch_norm, conv2d, max_pool2d, separable_conv2d  # noqa: E402
+from minicnn.nn.functional import batch_norm, conv2d, max_pool2d, separable_conv2d  # noqa: E402
 
 try:
     import torch

@@ -13,8 +13,8 @@ from .random import manual_seed  # noqa: F401
 from .serialization import CheckpointError, load, save  # noqa: F401
 from . import data, metrics, nn, optim, plots  # noqa: F401,E402
 from .gradcam import grad_cam  # noqa: F401,E402
-from . import conv  # noqa: F401,E402
+from . import ops  # noqa: F401,E402
 from . import cuda  # noqa: F401,E402  (imports no CuPy: see minicnn/cuda/loader.py)
-from .conv.parallel import get_num_threads, set_num_threads  # noqa: F401,E402
+from .cpu import get_num_threads, set_num_threads  # noqa: F401,E402
 
 __version__ = "0.1.0"

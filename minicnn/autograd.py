@@ -7,12 +7,13 @@ topological order and accumulates gradients. That is the whole idea.
 """
 from __future__ import annotations
 
+import builtins
 import contextlib
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import numpy as np
 
-from .backend import device_of, get_array_module, to_device
+from .backend import Array, BackendError, device_of, get_array_module, to_device
 
 _grad_enabled = True
 
@@ -226,21 +227,45 @@ class Tensor:
         for h in _backward_hooks:
             h.backward_done()
 
-    # ---- operators (implemented by Functions in minicnn.ops) ---------------------------
-    def __add__(self, other): return ops.add(self, other)
-    def __radd__(self, other): return ops.add(other, self)
-    def __sub__(self, other): return ops.sub(self, other)
-    def __rsub__(self, other): return ops.sub(other, self)
-    def __mul__(self, other): return ops.mul(self, other)
-    def __rmul__(self, other): return ops.mul(other, self)
-    def __truediv__(self, other): return ops.div(self, other)
-    def __rtruediv__(self, other): return ops.div(other, self)
-    def __neg__(self): return ops.neg(self)
-    def __pow__(self, p): return ops.pow(self, p)
-    def __matmul__(self, other): return ops.matmul(self, other)
-    def __rmatmul__(self, other): return ops.matmul(other, self)
-    def __getitem__(self, index): return ops.getitem(self, index)
-    def __abs__(self): return ops.abs(self)
+    # ---- operators and method forms: installed by minicnn.ops (install_tensor_methods) ------
+    # The engine does not import the op library; these declarations tell type checkers what
+    # `minicnn.ops` attaches when the package is imported.
+    if TYPE_CHECKING:
+        def __add__(self, other: Any) -> Tensor: ...
+        def __radd__(self, other: Any) -> Tensor: ...
+        def __sub__(self, other: Any) -> Tensor: ...
+        def __rsub__(self, other: Any) -> Tensor: ...
+        def __mul__(self, other: Any) -> Tensor: ...
+        def __rmul__(self, other: Any) -> Tensor: ...
+        def __truediv__(self, other: Any) -> Tensor: ...
+        def __rtruediv__(self, other: Any) -> Tensor: ...
+        def __neg__(self) -> Tensor: ...
+        def __pow__(self, p: Any) -> Tensor: ...
+        def __matmul__(self, other: Any) -> Tensor: ...
+        def __rmatmul__(self, other: Any) -> Tensor: ...
+        def __getitem__(self, index: Any) -> Tensor: ...
+        def __abs__(self) -> Tensor: ...
+        def exp(self) -> Tensor: ...
+        def log(self) -> Tensor: ...
+        def sqrt(self) -> Tensor: ...
+        def abs(self) -> Tensor: ...
+        def clip(self, min: Any = None, max: Any = None) -> Tensor: ...
+        def clamp(self, min: Any = None, max: Any = None) -> Tensor: ...
+        def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+        def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+        def max(self, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+        def min(self, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+        def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Tensor: ...
+        def reshape(self, *shape: Any) -> Tensor: ...
+        def view(self, *shape: Any) -> Tensor: ...
+        def transpose(self, *axes: Any) -> Tensor: ...
+        def permute(self, *axes: Any) -> Tensor: ...
+        def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor: ...
+        def relu(self) -> Tensor: ...
+        def sigmoid(self) -> Tensor: ...
+        def tanh(self) -> Tensor: ...
+        @property
+        def T(self) -> Tensor: ...
 
     # Comparisons give plain (non-differentiable) boolean tensors.
     def __lt__(self, other): return Tensor(self.data < _raw(other))
@@ -254,36 +279,14 @@ class Tensor:
     def __bool__(self) -> bool:
         return bool(self.data)
 
-    def __float__(self) -> float:
+    def __float__(self) -> builtins.float:
         return float(self.item())
 
     def __int__(self) -> int:
         return int(self.item())
 
-    # ---- method forms of the ops --------------------------------------------------------
-    def exp(self): return ops.exp(self)
-    def log(self): return ops.log(self)
-    def sqrt(self): return ops.sqrt(self)
-    def abs(self): return ops.abs(self)
-    def clip(self, min=None, max=None): return ops.clip(self, min, max)
-    clamp = clip
-    def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return ops.max(self, axis, keepdims)
-    def min(self, axis=None, keepdims=False): return ops.min(self, axis, keepdims)
-    def var(self, axis=None, keepdims=False, ddof=0): return ops.var(self, axis, keepdims, ddof)
-    def reshape(self, *shape): return ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
-    view = reshape
-    def transpose(self, *axes): return ops.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
-    def permute(self, *axes): return self.transpose(*axes)
-    def flatten(self, start_dim=0, end_dim=-1): return ops.flatten(self, start_dim, end_dim)
-    def relu(self): return ops.relu(self)
-    def sigmoid(self): return ops.sigmoid(self)
-    def tanh(self): return ops.tanh(self)
-    def argmax(self, axis=None): return Tensor(self.data.argmax(axis=axis))
-
-    @property
-    def T(self): return ops.transpose(self, None)
+    def argmax(self, axis: Optional[int] = None) -> "Tensor":
+        return Tensor(self.data.argmax(axis=axis))
 
 
 def _raw(x: Any) -> Any:
@@ -332,6 +335,16 @@ class Function:
 
     Subclasses save what backward needs as attributes in `forward`. `self.needs_grad[i]`
     tells backward whether input i wants a gradient, so expensive ones can be skipped.
+
+    The backend seam (Chainer's): an op whose array code is right on NumPy and CuPy alike
+    overrides `forward` and `backward` directly. An op with backend-specific bodies leaves
+    them alone and implements
+        setup(*xs)                 argument checks, output geometry, saved state (shared)
+        forward_cpu / forward_gpu  the body for NumPy / CuPy inputs
+        backward_cpu / backward_gpu
+    `forward` calls `setup` and then the body matching the inputs' array module; `backward`
+    picks by the gradient's. A missing GPU body raises `BackendError` naming the op: arrays
+    are never copied to the host behind the caller's back.
     """
 
     inputs: Optional[tuple[Tensor, ...]] = None
@@ -353,11 +366,38 @@ class Function:
             self.needs_grad = tuple(x.requires_grad for x in xs)
         return out
 
-    def forward(self, *xs: Any) -> Any:
-        raise NotImplementedError
+    def forward(self, *xs: Array, **kw: Any) -> Array:
+        """Shared `setup`, then the CPU or GPU body by the inputs' array module.
 
-    def backward(self, gy: Any) -> Any:
-        raise NotImplementedError
+        (`**kw` only makes this signature accept any override: calls pass arrays positionally.)
+        """
+        self.setup(*xs, **kw)
+        if get_array_module(*xs) is np:
+            return self.forward_cpu(*xs, **kw)
+        return self.forward_gpu(*xs, **kw)
+
+    def backward(self, gy: Array) -> Any:
+        """The CPU or GPU body by the gradient's array module; returns one gradient per input."""
+        if get_array_module(gy) is np:
+            return self.backward_cpu(gy)
+        return self.backward_gpu(gy)
+
+    def setup(self, *xs: Array, **kw: Any) -> None:
+        """Checks and saved state common to both backends (nothing by default)."""
+
+    def forward_cpu(self, *xs: Array, **kw: Any) -> Array:
+        raise NotImplementedError(f"{type(self).__name__} implements neither forward nor forward_cpu")
+
+    def backward_cpu(self, gy: Array) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} implements neither backward nor backward_cpu")
+
+    def forward_gpu(self, *xs: Array, **kw: Any) -> Array:
+        raise BackendError(f"{type(self).__name__}: the GPU path of this op does not exist yet (no forward_gpu); "
+                           f"its inputs are on the GPU. Move them with .to('cpu') to run it on the CPU.")
+
+    def backward_gpu(self, gy: Array) -> Any:
+        raise BackendError(f"{type(self).__name__}: the GPU path of this op does not exist yet (no backward_gpu); "
+                           f"the gradient is on the GPU.")
 
     def release(self) -> None:
         """Drop saved arrays and inputs after backward so activations can be freed."""
@@ -374,12 +414,10 @@ class Cast(Function):
     def __init__(self, dtype: Any):
         self.dtype = dtype
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         self.src = x.dtype
         return x.astype(self.dtype)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Array:
         return gy.astype(self.src)
 
-
-from . import ops  # noqa: E402  (ops needs Tensor and Function defined above)

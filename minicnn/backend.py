@@ -6,6 +6,15 @@ from typing import Any
 
 import numpy as np
 
+Array = Any
+"""A `numpy.ndarray` or a `cupy.ndarray` (the two share the API minicnn uses). An alias, not a
+Protocol: NumPy's and CuPy's stubs disagree in details no signature here depends on, so the
+name documents intent (raw arrays in `Function.forward`/`backward`, not Tensors)."""
+
+
+class BackendError(NotImplementedError):
+    """An op was given arrays on a backend for which it has no body (e.g. no GPU path yet)."""
+
 try:  # CuPy is the optional `gpu` extra; everything works without it.
     import cupy as cp  # type: ignore
 except Exception:  # ImportError, or a CuPy that cannot find a CUDA driver

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from minicnn.autograd import Tensor, no_grad
-from minicnn.conv import batch_norm, batch_norm_naive
+from minicnn.ops import batch_norm, batch_norm_naive
 from minicnn.gradcheck import gradcheck
 from minicnn.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from test_conv_ops import check_vs_reference

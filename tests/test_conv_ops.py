@@ -1,14 +1,13 @@
 """conv2d / depthwise / separable / im2col: fast ops vs loop references and numeric gradients."""
-import importlib
 import itertools
 
 import numpy as np
 import pytest
 
 from minicnn.autograd import Tensor
-from minicnn.conv import (col2im, col2im_naive, conv2d, conv2d_naive, depthwise_conv2d, depthwise_conv2d_naive,
+from minicnn.ops import (col2im, col2im_naive, conv2d, conv2d_naive, depthwise_conv2d, depthwise_conv2d_naive,
                           im2col, im2col_naive, same_padding, separable_conv2d)
-from minicnn.conv.shapes import window_geometry
+from minicnn.ops.geometry import window_geometry
 from minicnn.gradcheck import gradcheck
 
 
@@ -76,27 +75,42 @@ def test_grid_covers_every_value():
             assert sum(c[name] == v for c in CONV_GRID) >= 2, (name, v)
 
 
-@pytest.fixture
-def force_path(monkeypatch):
-    """force_path(True) sends stride-1 convs down the wide-row path, False down the strided one."""
-    mod = importlib.import_module("minicnn.conv.conv2d")  # the module, not the function it exports
-    return lambda wide: monkeypatch.setattr(mod, "WIDE_MIN_WORK", 0 if wide else 1 << 62)
+def algorithms_for(x_shape, c) -> list:
+    """Every conv algorithm that can compute configuration c (the reference always can)."""
+    pads, _, _ = window_geometry(x_shape, (c["k"],) * 2, (c["s"],) * 2, c["p"], (c["d"],) * 2, "test")
+    return ["reference", "strided"] + (["wide"] if c["s"] == 1 else []) + \
+        (["pointwise"] if c["k"] == 1 and c["s"] == 1 and not any(pads) else [])
 
 
 @pytest.mark.parametrize("c", CONV_GRID, ids=conv_id)
-def test_conv2d_matches_naive(c, rng, force_path):
+def test_conv2d_matches_naive(c, rng):
     arrays, kw = conv_case(c, rng)
-    for wide in (True, False):
-        force_path(wide)
-        check_vs_reference(lambda *t: conv2d(*t, **kw) if len(t) == 3 else conv2d(*t, None, **kw),
+    for algorithm in algorithms_for(X_SHAPE, c):
+        check_vs_reference(lambda *t: conv2d(t[0], t[1], t[2] if len(t) == 3 else None, **kw, algorithm=algorithm),
                            lambda *t: conv2d_naive(*t, **kw) if len(t) == 3 else conv2d_naive(*t, None, **kw),
                            arrays, rng)
 
 
+def test_conv_algorithm_rule_and_refusal(rng):
+    from minicnn.cpu.conv import choose_conv_algorithm
+    from minicnn.cpu.tuning import WIDE_MIN_WORK
+    assert choose_conv_algorithm((1, 1), (1, 1), (0, 0, 0, 0), 64, (32, 32)) == "pointwise"
+    assert choose_conv_algorithm((3, 3), (1, 1), (1, 1, 1, 1), 16, (64, 64)) == "wide"
+    assert 1 * 9 * 8 * 8 < WIDE_MIN_WORK  # a small sample: batching samples wins
+    assert choose_conv_algorithm((3, 3), (1, 1), (1, 1, 1, 1), 1, (8, 8)) == "strided"
+    assert choose_conv_algorithm((3, 3), (2, 2), (1, 1, 1, 1), 64, (64, 64)) == "strided"
+    x, w = rng.standard_normal((1, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
+    with pytest.raises(ValueError, match="algorithm 'wide' cannot compute"):
+        conv2d(x, w, stride=2, algorithm="wide")
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        conv2d(x, w, algorithm="fast")
+
+
 @pytest.mark.parametrize("c", CONV_GRID, ids=conv_id)
-def test_conv2d_gradcheck(c, rng, force_path):
-    force_path(True)
+def test_conv2d_gradcheck(c, rng):
+    algorithm = "wide" if c["s"] == 1 else "strided"
     arrays, kw = conv_case(c, rng)
+    kw["algorithm"] = algorithm
     if c["k"] >= 5:  # keep the finite-difference count down: fewer channels, same geometry
         arrays, kw = conv_case(c, rng, x_shape=(1, 4, 7, 6))
     ts = [Tensor(a, requires_grad=True) for a in arrays]
@@ -105,11 +119,15 @@ def test_conv2d_gradcheck(c, rng, force_path):
 
 @pytest.mark.parametrize("kw", [dict(stride=1, padding=1), dict(stride=2, padding="same"), dict(stride=(2, 1), padding=(0, 2)),
                                 dict(stride=1, padding=((0, 2), (1, 0)))])
-@pytest.mark.parametrize("wide", [True, False])
-def test_conv2d_batch1_grayscale_odd(kw, wide, rng, force_path):
-    force_path(wide)
+@pytest.mark.parametrize("algorithm", ["wide", "strided", "reference"])
+def test_conv2d_batch1_grayscale_odd(kw, algorithm, rng):
+    if algorithm == "wide" and kw["stride"] != 1:
+        algorithm = "strided"
+    kw = dict(kw, algorithm=algorithm)
     x, w, b = rng.standard_normal((1, 1, 9, 5)), rng.standard_normal((3, 1, 3, 2)), rng.standard_normal(3)
-    check_vs_reference(lambda *t: conv2d(*t, **kw), lambda *t: conv2d_naive(*t, **kw), [x, w, b], rng)
+    ref = dict(kw)
+    del ref["algorithm"]
+    check_vs_reference(lambda *t: conv2d(*t, **kw), lambda *t: conv2d_naive(*t, **ref), [x, w, b], rng)
 
 
 def test_conv2d_float32_keeps_dtype_and_matches_float64(rng):
@@ -132,13 +150,13 @@ def test_conv2d_first_layer_skips_input_gradient(rng):
 
 def test_conv2d_chunked_equals_unchunked(rng, monkeypatch):
     """The batch is processed in cache-sized chunks; chunk boundaries must not change results."""
-    mod = importlib.import_module("minicnn.conv.conv2d")  # the module, not the function it exports
+    from minicnn.cpu import tuning
     x, w, b = rng.standard_normal((5, 3, 8, 7)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
     outs = []
     for budget in (1 << 30, 1):  # one chunk, then one sample per chunk
-        monkeypatch.setattr(mod, "CHUNK_BYTES", budget)
+        monkeypatch.setattr(tuning, "CHUNK_BYTES", budget)
         ts = [Tensor(a, requires_grad=True) for a in (x, w, b)]
-        y = conv2d(*ts, stride=2, padding="same")
+        y = conv2d(*ts, stride=2, padding="same", algorithm="strided")
         y.backward(np.ones(y.shape))
         outs.append([y.data] + [t.grad.data for t in ts])
     for a, b_ in zip(*outs):
@@ -230,11 +248,12 @@ def test_depthwise_equals_grouped_conv(rng):
 # ---- threads ---------------------------------------------------------------------------------
 def test_threaded_ops_match_single_thread(rng, monkeypatch):
     """Ops split samples over threads; uneven splits (5 samples, 3 threads) must not change results."""
-    from minicnn.conv import batch_norm, max_pool2d, parallel
-    conv_mod = importlib.import_module("minicnn.conv.conv2d")
+    from minicnn.cpu import threads, tuning
+    from minicnn.ops import batch_norm, max_pool2d
     x = rng.standard_normal((5, 4, 9, 8))
     w, dw, b = rng.standard_normal((6, 4, 3, 3)), rng.standard_normal((8, 1, 3, 3)), rng.standard_normal(6)
-    cases = [lambda t: conv2d(t, w, b, padding=1), lambda t: conv2d(t, w, b, stride=2, padding=1),
+    cases = [lambda t: conv2d(t, w, b, padding=1, algorithm="wide"),
+             lambda t: conv2d(t, w, b, stride=2, padding=1, algorithm="strided"),
              lambda t: depthwise_conv2d(t, dw, padding="same"), lambda t: depthwise_conv2d(t, dw, stride=2),
              lambda t: max_pool2d(t, 2), lambda t: max_pool2d(t, 3, 1, "same"),
              lambda t: batch_norm(t, np.zeros(4), np.ones(4), np.ones(4), np.zeros(4), training=True)]
@@ -247,14 +266,13 @@ def test_threaded_ops_match_single_thread(rng, monkeypatch):
             y.backward(np.cos(np.arange(y.size)).reshape(y.shape))
             out += [y.data, t.grad.data]
         return out
-    monkeypatch.setattr(conv_mod, "WIDE_MIN_WORK", 0)
     single = run_all()
-    monkeypatch.setattr(parallel, "MIN_WORK", 0)
-    monkeypatch.setattr(conv_mod, "THREAD_SAMPLES", True)
-    parallel.set_num_threads(3)
+    monkeypatch.setattr(tuning, "MIN_WORK", 0)
+    monkeypatch.setattr(tuning, "THREAD_SAMPLES", True)
+    threads.set_num_threads(3)
     try:
         threaded = run_all()
     finally:
-        parallel.set_num_threads(parallel._cpu_count())
+        threads.set_num_threads(threads._cpu_count())
     for a, b_ in zip(single, threaded):
         np.testing.assert_allclose(a, b_, atol=1e-12)

@@ -1,7 +1,8 @@
 """The blocked/threaded fast paths (big contiguous arrays) give the same results as plain NumPy."""
 import numpy as np
 
-from minicnn.conv.parallel import BLOCK, parallel_blocks
+from minicnn.cpu import parallel_blocks
+from minicnn.cpu.tuning import BLOCK, BN_BLOCK_ELEMS
 from minicnn.ops import ReLU
 
 
@@ -36,12 +37,11 @@ def test_relu_strided_input_and_gradient():
 
 def test_batch_norm_several_channel_blocks_per_sample_matches_naive():
     from minicnn.autograd import Tensor
-    from minicnn.conv import batch_norm, batch_norm_naive
-    from minicnn.conv import batchnorm as bn_module
+    from minicnn.ops import batch_norm, batch_norm_naive
 
     rng = np.random.default_rng(4)
     shape = (2, 7, 256, 256)  # blocks of 4 channels: two per sample, the second one short
-    assert bn_module.BLOCK_ELEMS // (256 * 256) == 4
+    assert BN_BLOCK_ELEMS // (256 * 256) == 4
     x0 = (rng.standard_normal(shape) * 3 + 5).astype(np.float32)
     w0, b0 = (1 + 0.1 * rng.standard_normal(7)).astype(np.float32), rng.standard_normal(7).astype(np.float32)
     gy = rng.standard_normal(shape).astype(np.float32)

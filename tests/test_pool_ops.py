@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from minicnn.autograd import Tensor
-from minicnn.conv import (adaptive_avg_pool2d, adaptive_avg_pool2d_naive, avg_pool2d, avg_pool2d_naive,
+from minicnn.ops import (adaptive_avg_pool2d, adaptive_avg_pool2d_naive, avg_pool2d, avg_pool2d_naive,
                           global_avg_pool2d, max_pool2d, max_pool2d_naive)
 from minicnn.gradcheck import gradcheck
 from test_conv_ops import check_vs_reference

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor
-from ..conv.batchnorm import BatchNormFn
+from ..ops.normalization import BatchNormFn
 from .module import Module
 from .parameter import Parameter
 

@@ -15,9 +15,9 @@ from typing import Any, Optional
 import numpy as np
 
 from ..autograd import Tensor
-from ..conv.conv2d import Conv2dFn
-from ..conv.depthwise import DepthwiseConv2dFn
-from ..conv.shapes import pair
+from ..ops.conv import Conv2dFn
+from ..ops.depthwise import DepthwiseConv2dFn
+from ..ops.geometry import pair
 from . import init
 from .module import Module
 from .parameter import Parameter

@@ -1,12 +1,7 @@
-"""`minicnn.nn.functional` (import as F): the stateless forms of every layer."""
+"""`minicnn.nn.functional` (import as F): the stateless forms of every layer, from `minicnn.ops`."""
 from __future__ import annotations
 
-from ..ops import (concatenate, flatten, leaky_relu, log_softmax, pad, relu, sigmoid,  # noqa: F401
-                   softmax, tanh)
-from .dropout import dropout  # noqa: F401
-from .linear import linear  # noqa: F401
-from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                     cross_entropy, mse_loss)
-
-from ..conv import (adaptive_avg_pool2d, avg_pool2d, batch_norm, conv2d,  # noqa: F401
-                    depthwise_conv2d, global_avg_pool2d, max_pool2d, separable_conv2d)
+from ..ops import (adaptive_avg_pool2d, avg_pool2d, batch_norm, binary_cross_entropy,  # noqa: F401
+                   binary_cross_entropy_with_logits, concatenate, conv2d, cross_entropy, depthwise_conv2d,
+                   dropout, flatten, global_avg_pool2d, leaky_relu, linear, log_softmax, max_pool2d, mse_loss,
+                   pad, relu, separable_conv2d, sigmoid, softmax, tanh)

@@ -1,35 +1,12 @@
-"""`Linear`: y = x W^T + b with PyTorch's (out, in) weight layout."""
+"""`Linear`: y = x W^T + b with PyTorch's (out, in) weight layout (the op is `minicnn.ops.linear`)."""
 from __future__ import annotations
 
-from ..autograd import Function, Tensor
+from ..autograd import Tensor
 from ..backend import get_array_module
+from ..ops.linear import linear
 from . import init
 from .module import Module
 from .parameter import Parameter
-
-
-class LinearFn(Function):
-    """Fused x @ W.T + b; x (N, in), W (out, in), b (out,) -> (N, out)."""
-
-    def forward(self, x, w, b=None):
-        self.x, self.w = x, w
-        y = x @ w.T
-        if b is not None:
-            y += b
-        return y
-
-    def backward(self, gy):
-        gx = gy @ self.w if self.needs_grad[0] else None                  # (N, in)
-        gw = (gy.reshape(-1, gy.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])) if self.needs_grad[1] else None  # (out, in)
-        if len(self.needs_grad) == 2:
-            return gx, gw
-        gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0) if self.needs_grad[2] else None  # (out,)
-        return gx, gw, gb
-
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """(..., in) @ (out, in).T + (out,) -> (..., out)."""
-    return LinearFn()(x, weight) if bias is None else LinearFn()(x, weight, bias)
 
 
 class Linear(Module):

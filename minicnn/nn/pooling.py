@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..autograd import Tensor
-from ..conv.pooling import AdaptiveAvgPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn, MaxPool2dFn
-from ..conv.shapes import pair
+from ..ops.pooling import AdaptiveAvgPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn, MaxPool2dFn
+from ..ops.geometry import pair
 from .conv import _check_padding
 from .module import Module
 

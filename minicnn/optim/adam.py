@@ -7,7 +7,6 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..backend import get_array_module
-from ..conv.parallel import parallel_blocks
 from .optimizer import Optimizer, ParamsT
 
 
@@ -76,8 +75,10 @@ class Adam(Optimizer):
             pd -= tmp
 
         if xp is np and all(a.flags.c_contiguous and a.shape == p.data.shape for a in arrays):
+            # the CPU body: all passes over a cache-sized block at once, blocks over threads
+            from ..cpu.threads import parallel_blocks
             flat = [a.reshape(-1) for a in arrays]         # views, so run() updates the state in place
-            parallel_blocks(run, p.data.size)               # all passes over a block while it is in cache
+            parallel_blocks(run, p.data.size)
         else:
             flat = arrays
             run(0, None)

@@ -3,7 +3,7 @@
 NumPy releases the GIL inside ufunc loops, copies and reductions, so threads that work on
 disjoint slices of a batch really run in parallel. BLAS already threads its own matmuls;
 this is for the elementwise parts (im2col copies, depthwise taps, pooling, batch norm).
-On the GPU (CuPy) everything runs in one piece: the device is already parallel.
+Only CPU bodies call this (GPU bodies never loop over samples: the device is already parallel).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
-import numpy as np
+from . import tuning
 
 
 def _cpu_count() -> int:
@@ -23,7 +23,6 @@ def _cpu_count() -> int:
 
 _num_threads = int(os.environ.get("MINICNN_NUM_THREADS", "0")) or _cpu_count()
 _pool: Optional[ThreadPoolExecutor] = None
-MIN_WORK = 1 << 16  # elements; below this a thread hand-off costs more than it saves
 
 
 def set_num_threads(n: int) -> None:
@@ -41,14 +40,14 @@ def get_num_threads() -> int:
     return _num_threads
 
 
-def parallel_range(fn: Callable[[int, int], Any], n: int, work: int, xp: Any = np) -> None:
+def parallel_range(fn: Callable[[int, int], Any], n: int, work: int) -> None:
     """Call fn(start, stop) on contiguous pieces of range(n), one piece per thread.
 
-    `work` (total elements touched) decides whether threading is worth it. The pieces must
+    `work` (total elements touched) decides whether threading is worth it (`tuning.MIN_WORK`). The pieces must
     write to disjoint memory; the calling thread does the first piece itself.
     """
     global _pool
-    t = min(_num_threads, n) if xp is np and work >= MIN_WORK else 1
+    t = min(_num_threads, n) if work >= tuning.MIN_WORK else 1
     if t <= 1:
         fn(0, n)
         return
@@ -61,18 +60,16 @@ def parallel_range(fn: Callable[[int, int], Any], n: int, work: int, xp: Any = n
         f.result()  # re-raises a worker's exception here
 
 
-BLOCK = 1 << 15  # elements per piece of a blocked elementwise pass: a few pieces fit in L2
-
-
-def parallel_blocks(fn: Callable[[int, int], Any], n: int, xp: Any = np) -> None:
+def parallel_blocks(fn: Callable[[int, int], Any], n: int) -> None:
     """Call fn(start, stop) on L2-sized blocks of range(n), the blocks split over the threads.
 
     For several elementwise passes over the same data: doing all of them block by block reads
     each block from memory once instead of once per pass.
     """
-    nb = -(-n // BLOCK)
+    block = tuning.BLOCK
+    nb = -(-n // block)
 
     def run(a: int, z: int) -> None:
-        for s in range(a * BLOCK, min(z * BLOCK, n), BLOCK):
-            fn(s, min(s + BLOCK, n))
-    parallel_range(run, nb, n, xp)
+        for s in range(a * block, min(z * block, n), block):
+            fn(s, min(s + block, n))
+    parallel_range(run, nb, n)

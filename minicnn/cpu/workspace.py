@@ -1,8 +1,9 @@
-"""Reusable scratch buffers, so the hot ops do not allocate a fresh im2col matrix per call.
+"""Reusable scratch buffers, so the hot CPU bodies do not allocate a fresh im2col matrix per call.
 
 A buffer is only borrowed for the duration of one forward or backward call of one op and is
 never handed to the caller, so reuse is safe as long as ops run one at a time (they do: the
-engine is single-threaded; BLAS threads work inside one call).
+engine is single-threaded; BLAS threads work inside one call). Buffers are keyed by array
+module, so each backend has its own; `release` frees them (e.g. after a large run).
 """
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def scratch(slot: str, shape: tuple, dtype: Any, xp: Any) -> Any:
     return buf[:n].reshape(shape)
 
 
-def release_all() -> None:
-    """Drop every cached buffer (frees memory after a large run)."""
-    _buffers.clear()
+def release(xp: Any = None) -> int:
+    """Drop the cached buffers of backend `xp` (all backends when None); returns the bytes freed."""
+    keys = [k for k in _buffers if xp is None or k[1] == xp.__name__]
+    freed = sum(int(_buffers[k].nbytes) for k in keys)
+    for k in keys:
+        del _buffers[k]
+    return freed

@@ -1,7 +1,9 @@
 """Max, average, adaptive-average and global-average pooling over (N, C, H, W).
 
 Max and average pooling loop over the kh*kw window taps (never over pixels): each tap is a
-strided slice of the padded input covering every output position at once.
+strided slice of the padded input covering every output position at once. Max pooling has a
+CPU body (`minicnn.cpu.pooling`: per sample over threads, and a pairwise 2x2 path); the
+rest is plain array code for both backends.
 """
 from __future__ import annotations
 
@@ -10,11 +12,9 @@ from typing import Any, Optional
 import numpy as np
 
 from ..autograd import Function, Tensor
-from ..backend import get_array_module
-from .conv2d import check_float
+from ..backend import Array, get_array_module
+from .geometry import Padding, check_4d, check_float, pair, window_geometry
 from .im2col import pad_hw, tap
-from .parallel import parallel_range
-from .shapes import Padding, check_4d, pair, window_geometry
 
 
 class _WindowPool(Function):
@@ -26,131 +26,59 @@ class _WindowPool(Function):
         self.stride = self.k if stride is None else pair(stride, "stride", who)
         self.padding = padding
 
-    def _setup(self, x: Any) -> None:
+    def setup(self, x: Array) -> None:
+        """Check the input, resolve padding and output size."""
         check_float(self.who, input=x)
         self.pads, oh, ow = window_geometry(x.shape, self.k, self.stride, self.padding, (1, 1), self.who)
-        t, b, l, r = self.pads
-        if not isinstance(self.padding, str) and (max(t, b) * 2 > self.k[0] or max(l, r) * 2 > self.k[1]):
+        t, b, left, r = self.pads
+        if not isinstance(self.padding, str) and (max(t, b) * 2 > self.k[0] or max(left, r) * 2 > self.k[1]):
             # a window of padding only would have no real pixel (max = -inf); PyTorch refuses too
             raise ValueError(f"{self.who}: padding {self.padding!r} must be at most half the kernel size {self.k}")
         self.x_shape, self.out_hw = x.shape, (oh, ow)
+        self.taps = [(i, j) for i in range(self.k[0]) for j in range(self.k[1])]
 
-    def _taps(self):
-        kh, kw = self.k
-        return [(i, j) for i in range(kh) for j in range(kw)]
-
-    def _crop(self, gpad: Any) -> Any:
-        t, _, l, _ = self.pads
+    def crop(self, gpad: Any) -> Any:
+        """The (N, C, H, W) interior of a padded (N, C, Hp, Wp) gradient."""
+        t, _, left, _ = self.pads
         h, w = self.x_shape[2:]
-        return gpad[:, :, t:t + h, l:l + w]
+        return gpad[:, :, t:t + h, left:left + w]
 
 
 class MaxPool2dFn(_WindowPool):
     """Window maximum; the gradient goes to the first maximal element of each window (PyTorch).
 
-    Forward keeps, per output, the index of the winning tap (int8); backward routes gy there.
-    Work runs one sample at a time, samples split over threads.
+    Forward keeps, per output, the index of the winning tap; backward routes gy there.
     """
 
-    def _pairs(self) -> bool:
-        """2x2 windows with stride 2 tiling an even-sized, unpadded input: the fast pairwise path."""
-        h, w = self.x_shape[2:]
-        return self.k == self.stride == (2, 2) and not any(self.pads) and h % 2 == 0 and w % 2 == 0
-
-    def forward(self, x):
-        self._setup(x)
-        if self._pairs():
-            return self._forward_pairs(x)
+    def forward_gpu(self, x: Array) -> Array:
         xp = get_array_module(x)
         oh, ow = self.out_hw
-        xpad = pad_hw(x, self.pads, value=-np.inf)
-        taps = self._taps()
-        y = xp.empty((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype)
-        self.arg = xp.empty(y.shape, dtype=np.int8 if len(taps) < 128 else np.int32)  # winning tap per output
-
-        def run(a: int, z: int) -> None:
-            better = xp.empty(y.shape[1:], dtype=bool)
-            for n in range(a, z):
-                xn, yn, an = xpad[n:n + 1], y[n], self.arg[n]
-                yn[...] = tap(xn, *taps[0], self.stride, (1, 1), oh, ow)[0]
-                an[...] = 0
-                for t, (i, j) in enumerate(taps[1:], start=1):
-                    xs = tap(xn, i, j, self.stride, (1, 1), oh, ow)[0]
-                    xp.greater(xs, yn, out=better)  # strict: on ties the earlier tap keeps the gradient
-                    xp.copyto(an, t, where=better)
-                    xp.maximum(yn, xs, out=yn)
-        parallel_range(run, x.shape[0], xpad.size, xp)
+        xpad = pad_hw(x, self.pads, value=-float("inf"))
+        y = tap(xpad, self.taps[0][0], self.taps[0][1], self.stride, (1, 1), oh, ow).copy()
+        self.arg = xp.zeros(y.shape, dtype=np.int8 if len(self.taps) < 128 else np.int32)
+        for t, (i, j) in enumerate(self.taps[1:], start=1):
+            xs = tap(xpad, i, j, self.stride, (1, 1), oh, ow)
+            self.arg[xs > y] = t  # strict: on ties the earlier tap keeps the gradient
+            y = xp.maximum(y, xs)
         self.pad_shape = xpad.shape
         return y
 
-    def _forward_pairs(self, x):
-        """Max of column pairs, then of row pairs, each over long strided runs of memory;
-        remembers which of each pair won (right column? lower row?) for the backward."""
-        xp = get_array_module(x)
-        n, c, h, w = x.shape
-        y = xp.empty((n, c, h // 2, w // 2), dtype=x.dtype)
-        self.right = xp.empty((n, c, h, w // 2), dtype=bool)    # x[.., 2j+1] > x[.., 2j]
-        self.lower = xp.empty(y.shape, dtype=bool)              # row 2i+1's max > row 2i's
-
-        def run(a: int, z: int) -> None:
-            cols = xp.empty((c * h, w // 2), dtype=x.dtype)     # one sample at a time: stays in cache
-            for i in range(a, z):
-                xs = x[i].reshape(-1, w // 2, 2)                 # (C*H, ow, 2): column pairs
-                xp.maximum(xs[..., 0], xs[..., 1], out=cols)     # (C*H, ow)
-                xp.greater(xs[..., 1], xs[..., 0], out=self.right[i].reshape(-1, w // 2))  # ties: left wins
-                rows = cols.reshape(-1, 2, w // 2)               # (C*oh, 2, ow): row pairs
-                xp.maximum(rows[:, 0], rows[:, 1], out=y[i].reshape(-1, w // 2))
-                xp.greater(rows[:, 1], rows[:, 0], out=self.lower[i].reshape(-1, w // 2))  # ties: upper wins
-        parallel_range(run, n, x.size, xp)
-        return y
-
-    def _backward_pairs(self, gy):
-        xp = get_array_module(gy)
-        n, c, h, w = self.x_shape
-        gx = xp.empty(self.x_shape, dtype=gy.dtype)
-
-        def run(a: int, z: int) -> None:
-            grow = xp.empty((c * h // 2, 2, w // 2), dtype=gy.dtype)  # gradient of each row's column max
-            for i in range(a, z):                                 # one sample at a time: stays in cache
-                g = gy[i].reshape(-1, w // 2)                     # (C*oh, ow)
-                xp.multiply(g, self.lower[i].reshape(-1, w // 2), out=grow[:, 1])
-                xp.subtract(g, grow[:, 1], out=grow[:, 0])
-                gxs = gx[i].reshape(-1, w // 2, 2)                # (C*H, ow, 2)
-                g2 = grow.reshape(-1, w // 2)                     # (C*H, ow)
-                xp.multiply(g2, self.right[i].reshape(-1, w // 2), out=gxs[..., 1])
-                xp.subtract(g2, gxs[..., 1], out=gxs[..., 0])
-        parallel_range(run, n, gx.size, xp)
-        return gx
-
-    def backward(self, gy):
-        if self._pairs():
-            return self._backward_pairs(gy)
+    def backward_gpu(self, gy: Array) -> Array:
         xp = get_array_module(gy)
         oh, ow = self.out_hw
-        (kh, kw), (sh, sw), (hp, wp) = self.k, self.stride, self.pad_shape[2:]
-        # windows that tile the padded input exactly: every pixel is written once, no zeroing or adding
-        tiles = (kh, kw) == (sh, sw) and (oh * sh, ow * sw) == (hp, wp)
-        padded = any(self.pads)
-        gx = xp.empty(self.x_shape, dtype=gy.dtype)
+        gpad = xp.zeros(self.pad_shape, dtype=gy.dtype)
+        for t, (i, j) in enumerate(self.taps):
+            tap(gpad, i, j, self.stride, (1, 1), oh, ow)[...] += gy * (self.arg == t)
+        return self.crop(gpad)
 
-        def run(a: int, z: int) -> None:
-            hit = xp.empty(gy.shape[1:], dtype=bool)
-            gpad = xp.empty((1,) + self.pad_shape[1:], dtype=gy.dtype) if padded else None
-            for n in range(a, z):
-                g = gpad if padded else gx[n:n + 1]
-                if not tiles:
-                    g[...] = 0
-                for t, (i, j) in enumerate(self._taps()):
-                    xp.equal(self.arg[n], t, out=hit)
-                    dst = tap(g, i, j, self.stride, (1, 1), oh, ow)[0]
-                    if tiles:
-                        xp.multiply(gy[n], hit, out=dst)
-                    else:
-                        dst += gy[n] * hit
-                if padded:
-                    gx[n] = self._crop(gpad)[0]
-        parallel_range(run, gy.shape[0], gx.size, xp)
-        return gx
+    def forward_cpu(self, x: Array) -> Array:
+        from ..cpu import pooling as kernels
+        self.pairwise = kernels.tiles_pairwise(self)
+        return kernels.forward_pairs(self, x) if self.pairwise else kernels.forward_windows(self, x)
+
+    def backward_cpu(self, gy: Array) -> Array:
+        from ..cpu import pooling as kernels
+        return kernels.backward_pairs(self, gy) if self.pairwise else kernels.backward_windows(self, gy)
 
 
 class AvgPool2dFn(_WindowPool):
@@ -168,7 +96,7 @@ class AvgPool2dFn(_WindowPool):
         if self.include or not any(self.pads):
             return dtype.type(self.k[0] * self.k[1])
         h, w = self.x_shape[2:]
-        t, _, l, _ = self.pads
+        t, _, left, _ = self.pads
         oh, ow = self.out_hw
 
         def real(n_out: int, size: int, k: int, s: int, before: int) -> np.ndarray:
@@ -176,30 +104,30 @@ class AvgPool2dFn(_WindowPool):
             return np.minimum(start + k, size) - np.maximum(start, 0)
 
         rows = real(oh, h, self.k[0], self.stride[0], t)
-        cols = real(ow, w, self.k[1], self.stride[1], l)
+        cols = real(ow, w, self.k[1], self.stride[1], left)
         return xp.asarray(np.outer(rows, cols).astype(dtype))  # (oh, ow)
 
-    def forward(self, x):
-        self._setup(x)
+    def forward(self, x: Array) -> Array:
+        self.setup(x)
         xp = get_array_module(x)
         oh, ow = self.out_hw
         xpad = pad_hw(x, self.pads)
         y = xp.zeros((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype)
-        for i, j in self._taps():
+        for i, j in self.taps:
             y += tap(xpad, i, j, self.stride, (1, 1), oh, ow)
         self.div = self._divisor(xp, x.dtype)
         self.pad_shape = xpad.shape
         y /= self.div
         return y
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         oh, ow = self.out_hw
         g = gy / self.div
         gpad = xp.zeros(self.pad_shape, dtype=gy.dtype)
-        for i, j in self._taps():
+        for i, j in self.taps:
             tap(gpad, i, j, self.stride, (1, 1), oh, ow)[...] += g
-        return self._crop(gpad)
+        return self.crop(gpad)
 
 
 def adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
@@ -228,7 +156,7 @@ class AdaptiveAvgPool2dFn(Function):
                              f"got {output_size!r}")
         self.output_size = tuple(output_size)
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         check_4d(x.shape, self.who)
         check_float(self.who, input=x)
         xp = get_array_module(x)
@@ -242,7 +170,7 @@ class AdaptiveAvgPool2dFn(Function):
         y = t @ self.ph.T                                    # (N*C*ow, oh)
         return y.reshape(n, c, ow, oh).swapaxes(2, 3).copy()  # (N, C, oh, ow)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         n, c, h, w = self.x_shape
         oh, ow = gy.shape[2:]
         t = gy.swapaxes(2, 3).reshape(n * c * ow, oh) @ self.ph   # (N*C*ow, H)
@@ -256,14 +184,14 @@ class GlobalAvgPool2dFn(Function):
     def __init__(self, who: str = "global_avg_pool2d"):
         self.who = who
 
-    def forward(self, x):
+    def forward(self, x: Array) -> Array:
         check_4d(x.shape, self.who)
         check_float(self.who, input=x)
         self.x_shape = x.shape
         n, c, h, w = x.shape
         return x.reshape(n, c, h * w).mean(axis=2)       # (N, C)
 
-    def backward(self, gy):
+    def backward(self, gy: Array) -> Any:
         xp = get_array_module(gy)
         n, c, h, w = self.x_shape
         g = gy / gy.dtype.type(h * w)

@@ -1,6 +1,7 @@
 """Loop references for every fast op: slow, readable, obviously correct. The tests compare the
 fast ops against these, forward and backward, so read these first to see what an op computes.
 
+They are CPU-only (NumPy loops): on GPU arrays they raise the seam's BackendError.
 Padding is never materialised here: a tap that falls outside the input is simply skipped
 (for a sum that is zero padding; for a max it is -inf padding).
 """
@@ -11,8 +12,9 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from ..autograd import Function, Tensor
+from ..backend import Array
+from .geometry import Padding, pair, window_geometry
 from .pooling import adaptive_bins
-from .shapes import Padding, pair, window_geometry
 
 
 def _geometry(x_shape: tuple, kernel: Any, stride: Any, padding: Padding, dilation: Any, who: str):
@@ -82,7 +84,7 @@ class Conv2dNaiveFn(Function):
                             for i, j, iy, ix in window_taps(self.x.shape, self.k, self.s, self.d, self.pads, oy, ox):
                                 yield n, o, oy, ox, ci, cw, i, j, iy, ix
 
-    def forward(self, x, w, b=None):
+    def forward_cpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
         if x.ndim == 4 and x.shape[1] != w.shape[1] * self.groups:
             raise ValueError(f"conv2d_naive: expected input with {w.shape[1] * self.groups} channels, got shape {x.shape}")
         self.x, self.w, self.has_bias = x, w, b is not None
@@ -96,7 +98,7 @@ class Conv2dNaiveFn(Function):
                 y[:, o] += b[o]
         return y
 
-    def backward(self, gy):
+    def backward_cpu(self, gy: Array) -> Any:
         gx, gw = np.zeros_like(self.x), np.zeros_like(self.w)
         for n, o, oy, ox, ci, cw, i, j, iy, ix in self.terms():
             gx[n, ci, iy, ix] += gy[n, o, oy, ox] * self.w[o, cw, i, j]
@@ -139,12 +141,12 @@ class _PoolNaiveFn(Function):
 
 
 class MaxPool2dNaiveFn(_PoolNaiveFn):
-    def forward(self, x):
+    def forward_cpu(self, x: Array) -> Array:
         self._setup(x, "max_pool2d_naive")
         y = np.zeros((x.shape[0], x.shape[1], self.oh, self.ow), dtype=x.dtype)
         self.argmax = {}
         for n, c, oy, ox, taps in self.positions():
-            best = None
+            best: Any = None
             for _, _, iy, ix in taps:
                 if best is None or x[n, c, iy, ix] > x[n, c, best[0], best[1]]:  # first maximum wins ties
                     best = (iy, ix)
@@ -152,7 +154,7 @@ class MaxPool2dNaiveFn(_PoolNaiveFn):
             y[n, c, oy, ox] = x[n, c, best[0], best[1]]
         return y
 
-    def backward(self, gy):
+    def backward_cpu(self, gy: Array) -> Any:
         gx = np.zeros(self.x_shape, dtype=gy.dtype)
         for (n, c, oy, ox), (iy, ix) in self.argmax.items():
             gx[n, c, iy, ix] += gy[n, c, oy, ox]
@@ -164,7 +166,7 @@ class AvgPool2dNaiveFn(_PoolNaiveFn):
         super().__init__(kernel_size, stride, padding)
         self.include = count_include_pad if count_include_pad is not None else not isinstance(padding, str)
 
-    def forward(self, x):
+    def forward_cpu(self, x: Array) -> Array:
         self._setup(x, "avg_pool2d_naive")
         y = np.zeros((x.shape[0], x.shape[1], self.oh, self.ow), dtype=x.dtype)
         for n, c, oy, ox, taps in self.positions():
@@ -172,7 +174,7 @@ class AvgPool2dNaiveFn(_PoolNaiveFn):
             y[n, c, oy, ox] = sum(x[n, c, iy, ix] for _, _, iy, ix in taps) / count
         return y
 
-    def backward(self, gy):
+    def backward_cpu(self, gy: Array) -> Any:
         gx = np.zeros(self.x_shape, dtype=gy.dtype)
         for n, c, oy, ox, taps in self.positions():
             count = self.k[0] * self.k[1] if self.include else len(taps)
@@ -204,14 +206,14 @@ class AdaptiveAvgPool2dNaiveFn(Function):
                     for ox, (x0, x1) in enumerate(adaptive_bins(w, self.out[1])):
                         yield n, c, oy, ox, y0, y1, x0, x1
 
-    def forward(self, x):
+    def forward_cpu(self, x: Array) -> Array:
         self.x_shape = x.shape
         y = np.zeros(x.shape[:2] + self.out, dtype=x.dtype)
         for n, c, oy, ox, y0, y1, x0, x1 in self.bins():
             y[n, c, oy, ox] = x[n, c, y0:y1, x0:x1].mean()
         return y
 
-    def backward(self, gy):
+    def backward_cpu(self, gy: Array) -> Any:
         gx = np.zeros(self.x_shape, dtype=gy.dtype)
         for n, c, oy, ox, y0, y1, x0, x1 in self.bins():
             gx[n, c, y0:y1, x0:x1] += gy[n, c, oy, ox] / ((y1 - y0) * (x1 - x0))

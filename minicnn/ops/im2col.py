@@ -9,24 +9,24 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..backend import get_array_module
-from .shapes import Pads, Padding, Pair, pair, window_geometry
+from .geometry import Padding, Pads, Pair, pair, window_geometry
 
 
 def pad_hw(x: Any, pads: Pads, value: float = 0.0, out: Optional[Any] = None) -> Any:
     """Pad the last two axes of (N, C, H, W) by (top, bottom, left, right) with `value`."""
-    t, b, l, r = pads
+    t, b, left, r = pads
     if not any(pads) and out is None:
         return x
     xp = get_array_module(x)
     n, c, h, w = x.shape
     if out is None:
-        out = xp.empty((n, c, h + t + b, w + l + r), dtype=x.dtype)
+        out = xp.empty((n, c, h + t + b, w + left + r), dtype=x.dtype)
     # fill only the border, then copy the interior once
     out[:, :, :t] = value
     out[:, :, t + h:] = value
-    out[:, :, t:t + h, :l] = value
-    out[:, :, t:t + h, l + w:] = value
-    out[:, :, t:t + h, l:l + w] = x
+    out[:, :, t:t + h, :left] = value
+    out[:, :, t:t + h, left + w:] = value
+    out[:, :, t:t + h, left:left + w] = x
     return out
 
 

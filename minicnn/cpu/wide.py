@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .shapes import Pads, Pair
+from ..ops.geometry import Pads, Pair
 
 
 class WideLayout:
@@ -37,30 +37,19 @@ class WideLayout:
 
     def pad_into(self, xs: Any, flat: Any) -> Any:
         """Copy one sample's planes (c, H, W) into the interior of a plane buffer (c, Hq*Wp)."""
-        t, l = self.pads[0], self.pads[2]
-        flat.reshape(-1, self.hq, self.wp)[:, t:t + self.h, l:l + self.w] = xs
+        t, left = self.pads[0], self.pads[2]
+        flat.reshape(-1, self.hq, self.wp)[:, t:t + self.h, left:left + self.w] = xs
         return flat
-
-    def interior(self, flat: Any) -> Any:
-        """The (c, H, W) real pixels of a plane buffer (c, Hq*Wp), a view."""
-        t, l = self.pads[0], self.pads[2]
-        return flat.reshape(-1, self.hq, self.wp)[:, t:t + self.h, l:l + self.w]
 
     def crop(self, wide: Any) -> Any:
         """(..., oh*Wp) wide output -> (..., oh, ow) view without the wrap-around columns."""
         return wide.reshape(wide.shape[:-1] + (self.oh, self.wp))[..., :self.ow]
 
     def fill_taps(self, flat: Any, cols: Any, p0: int, p1: int) -> Any:
-        """cols (c, T, p1-p0) <- for each tap t, flat[:, offset_t + p0 : offset_t + p1] (im2col)."""
+        """cols (..., T, p1-p0) <- for each tap t, flat[..., offset_t + p0 : offset_t + p1] (im2col)."""
         for t, o in enumerate(self.offsets):
-            cols[:, t] = flat[:, o + p0:o + p1]
+            cols[..., t, :] = flat[..., o + p0:o + p1]
         return cols
-
-    def add_taps(self, cols: Any, flat: Any, p0: int, p1: int) -> Any:
-        """flat[:, offset_t + p0 : ...] += cols[:, t] for each tap (col2im: overlapping taps add)."""
-        for t, o in enumerate(self.offsets):
-            flat[:, o + p0:o + p1] += cols[:, t]
-        return flat
 
     # ---- the input gradient as a correlation with negated offsets ----------------------------
     @property
@@ -73,22 +62,22 @@ class WideLayout:
         return xp.zeros((c, self.lead + self.hq * self.wp), dtype=dtype)
 
     def spread_grad(self, g: Any, gext: Any) -> Any:
-        """Write one sample's output gradient (c, oh, ow) into gext; garbage columns stay 0."""
-        self.crop(gext[:, self.lead:self.lead + self.span])[...] = g
-        return gext[:, self.lead:self.lead + self.span]      # (c, oh*Wp) view, wide layout
+        """Write one sample's output gradient (..., oh, ow) into gext (..., L); garbage columns stay 0."""
+        self.crop(gext[..., self.lead:self.lead + self.span])[...] = g
+        return gext[..., self.lead:self.lead + self.span]    # (..., oh*Wp) view, wide layout
 
     def fill_taps_flipped(self, gext: Any, cols: Any, p0: int, p1: int) -> Any:
-        """cols (c, T, p1-p0) <- gext shifted by -offset_t, for positions [p0, p1) of the H*Wp
-        band of rows that hold real pixels: then gx = sum_t W_t^T @ cols[:, t] (a "full" conv)."""
+        """cols (..., T, p1-p0) <- gext (..., L) shifted by -offset_t, for positions [p0, p1) of the
+        H*Wp band of rows that hold real pixels: then gx = sum_t W_t^T @ cols[..., t, :] (a "full" conv)."""
         base = self.lead + self.pads[0] * self.wp
         for t, o in enumerate(self.offsets):
-            cols[:, t] = gext[:, base - o + p0:base - o + p1]
+            cols[..., t, :] = gext[..., base - o + p0:base - o + p1]
         return cols
 
     def crop_grad(self, rows: Any) -> Any:
         """(c, H*Wp) gradient rows -> (c, H, W) real pixels, a view."""
-        l = self.pads[2]
-        return rows.reshape(-1, self.h, self.wp)[:, :, l:l + self.w]
+        left = self.pads[2]
+        return rows.reshape(-1, self.h, self.wp)[:, :, left:left + self.w]
 
     def bands(self, bytes_per_position: int, budget: int, length: int | None = None) -> list[tuple[int, int]]:
         """Split positions [0, length or oh*Wp) into pieces whose column matrix fits `budget` bytes."""

@@ -1,4 +1,4 @@
-"""Argument normalisation and output-size arithmetic shared by convolution and pooling.
+"""Argument checks, normalisation and output-size arithmetic shared by convolution and pooling.
 
 Padding is always resolved to four ints (top, bottom, left, right) so that TensorFlow's
 'same' (which pads one more at the bottom/right when the total is odd) fits the same code.
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 from typing import Any, Union
+
+import numpy as np
 
 Pair = tuple[int, int]
 Pads = tuple[int, int, int, int]  # (top, bottom, left, right)
@@ -24,6 +26,17 @@ def pair(v: Any, name: str, who: str, minimum: int = 1) -> Pair:
     if min(out) < minimum:
         raise ValueError(f"{who}: {name} must be >= {minimum}, got {v!r}")
     return out
+
+
+def check_float(who: str, **arrays: Any) -> None:
+    """All arrays floating point and of one dtype (float32 with float64 would silently upcast)."""
+    dtypes = {name: a.dtype for name, a in arrays.items() if a is not None}
+    for name, dt in dtypes.items():
+        if not np.issubdtype(np.dtype(str(dt)), np.floating):
+            raise TypeError(f"{who}: {name} must be floating point, got dtype {dt}")
+    if len(set(map(str, dtypes.values()))) > 1:
+        raise TypeError(f"{who}: dtypes differ ({', '.join(f'{k} {v}' for k, v in dtypes.items())}); "
+                        f"convert with .float() or .double()")
 
 
 def same_padding(size: int, k: int, s: int, d: int) -> tuple[int, int]:

@@ -1,0 +1,22 @@
+"""Cache-size constants of the CPU kernels, in one place (measured on a 2-core AVX-512 Xeon
+with 1 MiB L2 per core; see bench/RESULTS.md). They change speed, never results."""
+from __future__ import annotations
+
+# convolution (minicnn.cpu.conv)
+CHUNK_BYTES = 4 << 20    # "strided": column buffer per chunk of samples
+BAND_BYTES = 4 << 20     # "wide": column buffer per band of positions
+WIDE_MIN_WORK = 1 << 16  # column entries per sample below which batching samples ("strided") is faster
+# Split samples over threads (each calling BLAS) instead of letting BLAS thread? Measured slower on
+# 2 cores for both convolution and depthwise: BLAS already threads, and the Python threads fight
+# over the GIL with their many small calls.
+THREAD_SAMPLES = False
+
+# depthwise convolution (minicnn.cpu.depthwise)
+DEPTHWISE_BLOCK_BYTES = 1 << 20  # per-thread tap matrix: small enough to stay in L2
+
+# batch norm (minicnn.cpu.batchnorm)
+BN_BLOCK_ELEMS = 1 << 18  # per block of channels: the passes over one block run in L2
+
+# threads (minicnn.cpu.threads)
+MIN_WORK = 1 << 16  # elements; below this a thread hand-off costs more than it saves
+BLOCK = 1 << 15     # elements per piece of a blocked elementwise pass: a few pieces fit in L2
