@@ -243,19 +243,26 @@ def main(argv=None) -> dict:
     cm = confusion_matrix(y, (prob >= thr).astype(int), num_classes=2)
 
     # ---- plots of the results ----
-    imgs = np.concatenate([b[0] for _, b in zip(range(1), test_loader)])[:16]
+    batches = []
+    for xb, _ in test_loader:  # the first 16 test images, as the model saw them
+        batches.append(xb)
+        if sum(len(b) for b in batches) >= 16:
+            break
+    imgs = np.concatenate(batches)[:16]
+    k = min(6, len(imgs))
     plots.plot_history(dict(history), out / "training_curves.png", dataset=dataset_name)
     plots.plot_confusion_matrix(cm, CLASSES, out / "confusion_matrix.png", dataset=dataset_name)
     plots.plot_roc_curve(y, prob, out / "roc_curve.png", auc=m["auc"], threshold=thr, dataset=dataset_name)
     plots.plot_predictions(imgs, y[:len(imgs)], None, CLASSES, out / "predictions.png", probs=prob[:len(imgs)],
                            threshold=thr, dataset=dataset_name, title="Test predictions")
-    plots.plot_probability_bars(imgs[:6], prob[:6], CLASSES, out / "probabilities.png", y_true=y[:6],
+    plots.plot_probability_bars(imgs[:k], prob[:k], CLASSES, out / "probabilities.png", y_true=y[:k],
                                 threshold=thr, dataset=dataset_name)
     try:
         from minicnn.gradcam import grad_cam
-        heat = grad_cam(model, minicnn.tensor(imgs[:8]))  # the last conv layer with a map >= 7x7
-        plots.plot_gradcam(imgs[:8], heat, out / "gradcam.png",
-                           titles=[f"{CLASSES[a]} / P(pneumonia)={p:.2f}" for a, p in zip(y[:8], prob[:8])],
+        few = imgs[:8]
+        heat = grad_cam(model, minicnn.tensor(few))  # the last conv layer with a map >= 7x7
+        plots.plot_gradcam(few, heat, out / "gradcam.png", titles=[f"{CLASSES[a]} / P(pneumonia)={p:.2f}"
+                                                                   for a, p in zip(y[:len(few)], prob[:len(few)])],
                            dataset=dataset_name)
     except Exception as e:  # Grad-CAM is a bonus; never lose the run's results over it
         print(f"warning: Grad-CAM failed: {e}")
