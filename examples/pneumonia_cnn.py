@@ -238,6 +238,9 @@ def main(argv=None) -> dict:
     # The decision threshold is chosen on VALIDATION (Youden's J), then applied to test as is;
     # every number and every plot below calls "pneumonia" by this one rule: P(pneumonia) >= thr.
     thr = best_threshold(targets["val"], prob_val, criterion="youden") if args.threshold is None else args.threshold
+    if np.ptp(prob) < 1e-6:  # every image gets the same answer: AUC 0.5 and a flat Grad-CAM follow
+        print(f"warning: the model gives every test image P(pneumonia) = {prob.mean():.4f}; it has not learned "
+              f"yet (after a few steps, eval-mode batch norm still uses its initial statistics): train longer")
     m = binary_metrics(y, prob, threshold=thr)
     m05 = binary_metrics(y, prob, threshold=0.5)
     cm = confusion_matrix(y, (prob >= thr).astype(int), num_classes=2)
@@ -287,7 +290,7 @@ def main(argv=None) -> dict:
     }
     cli.write_run_summary(out, hyper=args, metrics=result["test"], **result)
     cli.print_results({"threshold": thr, "threshold from": result["threshold_source"], "test": result["test"],
-                       "confusion matrix (rows: true normal, pneumonia; columns: predicted)": cm},
+                       "confusion (true x predicted)": cm},
                       title=f"TEST ({len(y)} images, {dataset_name})", out=out)
     return result
 

@@ -438,7 +438,10 @@ def plot_roc_curve(y_true: Any, prob: Any, path: PathLike, auc: Optional[float] 
 
 def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Optional[Sequence[str]] = None,
                  alpha: float = 0.4, ncols: int = 4, title: str = "Grad-CAM", dataset: Optional[str] = None) -> str:
-    """Heat maps (N, h, w) in [0, 1] drawn in jet over the images (N, ...); maps are stretched to the image size."""
+    """Heat maps (N, h, w) in [0, 1] drawn in jet over the images (N, ...); maps are stretched to the image size.
+
+    A constant map (the model's output does not depend on that image, e.g. an untrained model)
+    is labelled as such on the image instead of drawn as a uniform tint."""
     ims = _to_images(images, "plot_gradcam")
     maps = _to_numpy(heatmaps).astype(np.float64)
     if maps.ndim == 2:
@@ -462,6 +465,10 @@ def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Optional[Se
                             extent=(-0.5, w - 0.5, h - 0.5, -0.5))  # stretch the map over the image
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=10)
+        if not np.ptp(maps[i]) > 0:  # say so rather than show a uniform tint that looks like a bug
+            ax.text(0.5, 0.5, "flat map: no evidence\n(the output does not\nchange with this image)",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=9, color="white",
+                    bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
     fig.colorbar(overlay, ax=list(axes[:n]), shrink=0.8, label="class evidence")
     _title(fig, title, dataset)
     return _save(fig, path)

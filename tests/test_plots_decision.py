@@ -78,3 +78,19 @@ def test_predictions_by_the_threshold_and_title_once(case, tmp_path, monkeypatch
     with pytest.raises(ValueError, match="disagrees"):
         P.plot_predictions(images, y, (prob >= 0.5).astype(int), NAMES, tmp_path / "bad.png", probs=prob,
                            threshold=0.3)
+
+
+def test_gradcam_says_when_a_map_is_flat(tmp_path, monkeypatch):
+    """A uniform Grad-CAM (an untrained model) is labelled on the image, not shown as a silent tint."""
+    texts = []
+    real = P._save
+
+    def save(fig, path, *a, **k):
+        texts.append([[t.get_text() for t in ax.texts] for ax in fig.axes])
+        return real(fig, path, *a, **k)
+    monkeypatch.setattr(P, "_save", save)
+    images = np.random.default_rng(0).random((2, 1, 8, 8))
+    heat = np.stack([np.zeros((7, 7)), np.random.default_rng(1).random((7, 7))])
+    P.plot_gradcam(images, heat, tmp_path / "cam.png")
+    flat, informative = texts[0][:2]
+    assert any("flat map" in t for t in flat) and not informative
