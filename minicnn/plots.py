@@ -396,7 +396,7 @@ def plot_probability_bars(images: Any, probs: Any, class_names: Optional[Sequenc
         ax.bar_label(bars, labels=[f"{v:.1%}" for v in p[i]], fontsize=9, padding=3)
         if c == 2 and threshold is not None:  # the decision line on the positive class's bar
             ax.plot([threshold, threshold], [0.55, 1.45], "--", color="black", lw=1.2)
-            ax.text(threshold, 1.5, f"threshold {threshold:.2f}", fontsize=8, ha="center", va="top")
+            ax.text(threshold + 0.01, 0.5, f"threshold {threshold:.2f}", fontsize=7, ha="left", va="center")
         ax.set_yticks(np.arange(c), names, fontsize=10)
         ax.invert_yaxis()  # first class on top, like a list
         ax.set_xlim(0, 1.18)
