@@ -306,24 +306,53 @@ def plot_confusion_matrix(cm: Any, class_names: Optional[Sequence[str]], path: P
     return _save(fig, path)
 
 
-def _predicted_confidence(probs: Any, y_pred: np.ndarray) -> np.ndarray:
-    """Probability of each predicted class from (N,) P(positive) or (N, C) probabilities."""
+def _class_probs(probs: Any, who: str) -> np.ndarray:
+    """(N,) or (N, 1) P(positive) -> (N, 2); (N, C) class probabilities pass through."""
     p = _to_numpy(probs).astype(np.float64)
     if p.ndim == 2 and p.shape[1] == 1:
         p = p[:, 0]
     if p.ndim == 1:
-        return np.where(y_pred == 1, p, 1.0 - p)
-    return p[np.arange(len(y_pred)), y_pred]
+        p = np.stack([1.0 - p, p], axis=1)  # (N,) P(positive) -> (N, 2)
+    if p.ndim != 2:
+        raise ValueError(f"{who}: probs must be (N,) P(positive) or (N, C) class probabilities, got shape {p.shape}")
+    return p
+
+
+def decide(probs: Any, threshold: float | None = None, who: str = "decide") -> np.ndarray:
+    """The predicted class (N,) from probabilities, by the rule the metrics use.
+
+    Binary (N,) or (N, 2): class 1 when P(positive) >= threshold (default 0.5, as
+    `metrics.binary_metrics`); (N, C) with C > 2: the arg-max (a threshold is then an error).
+    """
+    p = _class_probs(probs, who)
+    if p.shape[1] == 2:
+        return (p[:, 1] >= (0.5 if threshold is None else float(threshold))).astype(np.int64)
+    if threshold is not None:
+        raise ValueError(f"{who}: a threshold applies to binary probabilities, got {p.shape[1]} classes")
+    return p.argmax(axis=1).astype(np.int64)
 
 
 def plot_predictions(images: Any, y_true: Any, y_pred: Any, class_names: Optional[Sequence[str]], path: PathLike,
                      probs: Any = None, ncols: int = 6, title: str = "Predictions", dataset: Optional[str] = None,
-                     max_images: int = 36) -> str:
-    """Images captioned "true / predicted" (N,), green when right and red when wrong, with the confidence if probs given."""
+                     max_images: int = 36, threshold: float | None = None) -> str:
+    """Images captioned "true / predicted" (N,), green when right, red when wrong, with the confidence if probs given.
+
+    y_pred=None derives the predictions from `probs` by `decide(probs, threshold)`, the rule
+    of the metrics; pass the same `threshold` the metrics used (it is shown in the title).
+    """
     ims = _to_images(images, "plot_predictions")
+    if y_pred is None:
+        if probs is None:
+            raise ValueError("plot_predictions: give y_pred, or probs (and threshold) to derive it from")
+        y_pred = decide(probs, threshold, "plot_predictions")
+    elif threshold is not None and probs is not None:
+        derived = decide(probs, threshold, "plot_predictions")
+        if len(derived) == len(_to_numpy(y_pred).reshape(-1)) and np.any(derived != _to_numpy(y_pred).reshape(-1)):
+            raise ValueError(f"plot_predictions: y_pred disagrees with probs at threshold {threshold:g}; "
+                             f"pass y_pred=None to derive it from probs")
     t, p = _to_numpy(y_true).astype(np.int64).reshape(-1), _to_numpy(y_pred).astype(np.int64).reshape(-1)
     _check_len("plot_predictions", images=ims, y_true=t, y_pred=p, probs=None if probs is None else _to_numpy(probs))
-    conf = _predicted_confidence(probs, p) if probs is not None else None
+    conf = _class_probs(probs, "plot_predictions")[np.arange(len(p)), p] if probs is not None else None
     titles, colors = [], []
     for i in range(min(len(ims), max_images)):
         text = f"{_name(t[i], class_names)} / {_name(p[i], class_names)}"
@@ -331,22 +360,25 @@ def plot_predictions(images: Any, y_true: Any, y_pred: Any, class_names: Optiona
             text += f"\n(p={conf[i]:.2f})"
         titles.append(text)
         colors.append(GOOD if t[i] == p[i] else BAD)
-    caption = f"{title}  (true / predicted)"
+    rule = f", threshold {threshold:.2f}" if threshold is not None else ""
+    caption = f"{title}  (captions: true / predicted{rule})"
     return _grid(ims[:max_images], titles, colors, ncols, caption, dataset, path, cell=2.2)
 
 
 def plot_probability_bars(images: Any, probs: Any, class_names: Optional[Sequence[str]], path: PathLike,
                           y_true: Any = None, title: str = "Predicted probabilities", dataset: Optional[str] = None,
-                          max_images: int = 6) -> str:
-    """One row per image: the image, then a bar per class of its probabilities (N, C), or (N,) P(positive)."""
+                          max_images: int = 6, threshold: float | None = None) -> str:
+    """One row per image: the image, then a bar per class of its probabilities (N, C), or (N,) P(positive).
+
+    The predicted class (coloured green when right, red when wrong) is `decide(probs, threshold)`:
+    for binary probabilities pass the threshold the metrics used (default 0.5); it is drawn
+    as a dashed line on the positive class's bar.
+    """
     ims = _to_images(images, "plot_probability_bars")[:max_images]
-    p = _to_numpy(probs).astype(np.float64)
-    if p.ndim == 2 and p.shape[1] == 1:
-        p = p[:, 0]
-    if p.ndim == 1:
-        p = np.stack([1.0 - p, p], axis=1)  # (N,) P(positive) -> (N, 2)
+    p = _class_probs(probs, "plot_probability_bars")
     t = _to_numpy(y_true).astype(np.int64).reshape(-1) if y_true is not None else None
     _check_len("plot_probability_bars", images=_to_images(images, "plot_probability_bars"), probs=p, y_true=t)
+    predicted = decide(p, threshold, "plot_probability_bars")
     c = p.shape[1]
     names = [_name(i, class_names) for i in range(c)]
     n = len(ims)
@@ -354,7 +386,7 @@ def plot_probability_bars(images: Any, probs: Any, class_names: Optional[Sequenc
     axes = fig.subplots(n, 2, squeeze=False, gridspec_kw={"width_ratios": [1, 1.8]})
     for i in range(n):
         _show(axes[i, 0], ims[i])
-        pred = int(np.argmax(p[i]))
+        pred = int(predicted[i])
         if t is not None:
             axes[i, 0].set_title(f"true: {names[t[i]] if t[i] < c else t[i]}", fontsize=10)
         right = t is None or t[i] == pred
@@ -362,6 +394,9 @@ def plot_probability_bars(images: Any, probs: Any, class_names: Optional[Sequenc
         ax = axes[i, 1]
         bars = ax.barh(np.arange(c), p[i], color=colors)
         ax.bar_label(bars, labels=[f"{v:.1%}" for v in p[i]], fontsize=9, padding=3)
+        if c == 2 and threshold is not None:  # the decision line on the positive class's bar
+            ax.plot([threshold, threshold], [0.55, 1.45], "--", color="black", lw=1.2)
+            ax.text(threshold + 0.01, 0.5, f"threshold {threshold:.2f}", fontsize=7, ha="left", va="center")
         ax.set_yticks(np.arange(c), names, fontsize=10)
         ax.invert_yaxis()  # first class on top, like a list
         ax.set_xlim(0, 1.18)
@@ -403,7 +438,10 @@ def plot_roc_curve(y_true: Any, prob: Any, path: PathLike, auc: Optional[float] 
 
 def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Optional[Sequence[str]] = None,
                  alpha: float = 0.4, ncols: int = 4, title: str = "Grad-CAM", dataset: Optional[str] = None) -> str:
-    """Heat maps (N, h, w) in [0, 1] drawn in jet over the images (N, ...); maps are stretched to the image size."""
+    """Heat maps (N, h, w) in [0, 1] drawn in jet over the images (N, ...); maps are stretched to the image size.
+
+    A constant map (the model's output does not depend on that image, e.g. an untrained model)
+    is labelled as such on the image instead of drawn as a uniform tint."""
     ims = _to_images(images, "plot_gradcam")
     maps = _to_numpy(heatmaps).astype(np.float64)
     if maps.ndim == 2:
@@ -427,6 +465,10 @@ def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Optional[Se
                             extent=(-0.5, w - 0.5, h - 0.5, -0.5))  # stretch the map over the image
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=10)
+        if not np.ptp(maps[i]) > 0:  # say so rather than show a uniform tint that looks like a bug
+            ax.text(0.5, 0.5, "flat map: no evidence\n(the output does not\nchange with this image)",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=9, color="white",
+                    bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
     fig.colorbar(overlay, ax=list(axes[:n]), shrink=0.8, label="class evidence")
     _title(fig, title, dataset)
     return _save(fig, path)

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minicnn.data import DataError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -18,14 +20,16 @@ def example():
 
 
 def test_missing_path(example, tmp_path, capsys):
-    with pytest.raises(SystemExit, match="does not exist"):
+    with pytest.raises(SystemExit) as e:
         example.main(["--data", str(tmp_path / "nowhere.npz"), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    assert f"argument --data: {tmp_path / 'nowhere.npz'} does not exist" in capsys.readouterr().err
 
 
 def test_wrong_npz_keys(example, tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, x=np.zeros((4, 28, 28), np.uint8), y=np.zeros(4, np.int64))
-    with pytest.raises(SystemExit, match="no array 'train_images'.*expected MedMNIST keys"):
+    with pytest.raises(DataError, match="no array 'train_images'.*expected MedMNIST keys"):
         example.main(["--data", str(bad), "--out", str(tmp_path / "o")])
 
 
@@ -33,12 +37,12 @@ def test_unsupported_size(example, capsys):
     with pytest.raises(SystemExit) as e:
         example.main(["--size", "100"])
     assert e.value.code == 2
-    assert "--size 100 is not supported by pneumonia_cnn" in capsys.readouterr().err
+    assert "argument --size: 100 is not supported by pneumonia_cnn.py" in capsys.readouterr().err
 
 
 def test_folder_without_data(example, tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit, match="neither train/ and test/ folders nor pneumoniamnist"):
+    with pytest.raises(DataError, match="neither train/ and test/ folders nor pneumoniamnist"):
         example.main(["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
 
 

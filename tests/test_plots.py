@@ -110,7 +110,7 @@ def test_predictions_and_probability_bars(tmp_path, batch):
 
 
 def test_predicted_confidence_is_of_the_predicted_class():
-    conf = P._predicted_confidence(np.array([0.2, 0.9]), np.array([0, 1]))
+    conf = P._class_probs(np.array([0.2, 0.9]), "test")[[0, 1], [0, 1]]
     np.testing.assert_allclose(conf, [0.8, 0.9])
 
 

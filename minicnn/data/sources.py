@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from . import transforms as T
-from .errors import DownloadError
+from .checks import check_split_folder
+from .errors import DataError, DownloadError
 from .folder import ImageFolder
 from .medmnist import MD5, PneumoniaMNIST
 from .npz import NpzDataset
@@ -36,7 +37,7 @@ REAL_DATA_HELP = """To train on real chest X-rays, get PneumoniaMNIST (CC BY 4.0
   - or pass --data path/to/chest_xray (the Kaggle "Chest X-Ray Images (Pneumonia)" folder)."""
 
 
-class DataSourceError(ValueError):
+class DataSourceError(DataError):
     """The data the user pointed at cannot be used; the message names the path and what was expected."""
 
 
@@ -62,7 +63,7 @@ def phantom_splits(size: int | None = None, seed: int = 0) -> DataSplits:
 def folder_splits(path: str | Path, size: int | None = None, val_fraction: float = 0.1,
                   seed: int = 0) -> DataSplits:
     """Kaggle layout chest_xray/{train,test}/{NORMAL,PNEUMONIA}, resized to size (default 180) px."""
-    path = Path(path)
+    path = check_split_folder(path, ("train", "test"))  # a missing test/ is a DataError naming the folder
     resize = T.Resize((size or 180, size or 180))
     train_all = ImageFolder(path / "train", transform=resize, grayscale=True)
     test = ImageFolder(path / "test", transform=resize, grayscale=True)
@@ -86,7 +87,7 @@ def local_splits(data: str | Path, size: int | None = None, val_fraction: float 
         except KeyError as e:
             raise DataSourceError(f"--data {path}: {e.args[0]} (expected MedMNIST keys train_images, train_labels, "
                                   f"val_images, ..., test_labels)") from e
-    if (path / "train").is_dir():
+    if (path / "train").is_dir() or (path / "test").is_dir():
         return folder_splits(path, size, val_fraction, seed)
     if not sorted(path.glob("pneumoniamnist*.npz")):
         raise DataSourceError(f"--data {path} holds neither train/ and test/ folders nor pneumoniamnist*.npz")
