@@ -31,6 +31,7 @@ from minicnn import nn, optim, plots
 from minicnn.data import transforms as T
 from minicnn.data.sources import REAL_DATA_HELP
 from minicnn.metrics import best_threshold, binary_metrics, confusion_matrix
+from minicnn.weights import load_pretrained
 from minicnn.train import EarlyStopping, ModelCheckpoint, cli, fit, predict_proba
 
 SIZES = (28, 64, 128, 180, 224)
@@ -66,8 +67,6 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, int]:
         p.error(f"argument --val-fraction: must be between 0 and 1 (exclusive), got {args.val_fraction}")
     if args.data is not None and not Path(args.data).expanduser().exists():
         p.error(f"argument --data: {Path(args.data).expanduser()} does not exist")
-    if args.weights is not None:
-        p.error("argument --weights: not supported by pneumonia_cnn.py yet (it trains from scratch)")
     if args.synthetic and args.data:
         p.error("argument --synthetic: not allowed with --data (train on the phantoms, or on your data)")
     rank = 0
@@ -210,6 +209,8 @@ def main(argv=None) -> dict:
 
     # ---- the model ----
     model = build_model(size)
+    if args.weights:  # start from earlier weights (minicnn .npz, safetensors or a PyTorch .pth)
+        print(f"initial weights from {args.weights}: {load_pretrained(model, args.weights)}")
     model.summary()
 
     # ---- training, as in the tutorial: class weights, Adam, plus a cosine schedule ----

@@ -214,3 +214,13 @@ def test_every_plot_uses_the_metrics_threshold(example, tmp_path, monkeypatch):
     (heat,) = maps
     assert heat.shape[-2:] >= (7, 7) and "gradcam.png" in seen
     assert all(np.ptp(h) > 0 for h in heat), [float(np.ptp(h)) for h in heat]
+
+
+def test_weights_start_from_an_earlier_run(done_run, tmp_path):
+    p = run(["--epochs", "1", "--out", str(tmp_path / "again"), "--weights", str(done_run / "best.npz")])
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert f"initial weights from {done_run / 'best.npz'}: loaded" in p.stdout
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    p = run(["--epochs", "1", "--out", str(tmp_path / "bad"), "--weights", str(bad)])
+    assert p.returncode == 1 and "Traceback" not in p.stderr and str(bad) in p.stderr

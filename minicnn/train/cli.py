@@ -224,8 +224,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that describe the user's data or machine, not a bug in the code."""
     from ..data.errors import DataError, DownloadError
     from ..serialization import CheckpointError
+    from ..weights.errors import WeightsError
     from .callbacks import NonFiniteLossError
-    return (DataError, DownloadError, CheckpointError, NonFiniteLossError, OSError)
+    return (DataError, DownloadError, CheckpointError, WeightsError, NonFiniteLossError, OSError)
 
 
 def _is_user_error(e: BaseException) -> bool:
