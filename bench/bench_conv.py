@@ -11,7 +11,8 @@ The script runs in minicnn's interpreter but imports neither minicnn nor torch i
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from harness import Arrays, Case, Workload, add_harness_args, parse_args, run_benchmark
 
@@ -25,13 +26,13 @@ def fwd_bwd_case(framework: str, arrays: Arrays, names: list[str], op: Callable[
 
         ts = [minicnn.tensor(arrays[n], requires_grad=True) for n in names]
         gy: Any = minicnn.tensor(arrays["gy"])
-        to_np = lambda t: t.data  # noqa: E731
+        to_np = lambda t: t.data
     else:
         import torch
 
         ts = [torch.from_numpy(arrays[n].copy()).requires_grad_() for n in names]
         gy = torch.from_numpy(arrays["gy"])
-        to_np = lambda t: t.detach().numpy()  # noqa: E731
+        to_np = lambda t: t.detach().numpy()
 
     def run() -> Any:
         for t in ts:
@@ -50,18 +51,20 @@ def fwd_bwd_case(framework: str, arrays: Arrays, names: list[str], op: Callable[
 def functional(framework: str) -> Any:
     """The framework's functional namespace (minicnn.nn.functional or torch.nn.functional)."""
     if framework == "minicnn":
-        from minicnn.nn import functional as F
-    else:
-        from torch.nn import functional as F
-    return F
+        import minicnn.nn.functional
+
+        return minicnn.nn.functional
+    import torch.nn.functional
+
+    return torch.nn.functional
 
 
 def conv3x3(n: int, c: int, o: int, hw: int) -> Workload:
     def make(rng: Any) -> Arrays:
-        return dict(x=rng.standard_normal((n, c, hw, hw), dtype="float32"),
-                    w=(0.1 * rng.standard_normal((o, c, 3, 3))).astype("float32"),
-                    b=rng.standard_normal(o, dtype="float32"),
-                    gy=rng.standard_normal((n, o, hw, hw), dtype="float32"))
+        return {"x": rng.standard_normal((n, c, hw, hw), dtype="float32"),
+                    "w": (0.1 * rng.standard_normal((o, c, 3, 3))).astype("float32"),
+                    "b": rng.standard_normal(o, dtype="float32"),
+                    "gy": rng.standard_normal((n, o, hw, hw), dtype="float32")}
 
     def setup(fw: str) -> Callable[[Arrays], Case]:
         def build(a: Arrays) -> Case:
@@ -76,19 +79,19 @@ def conv3x3(n: int, c: int, o: int, hw: int) -> Workload:
 
 def separable(n: int, c: int, o: int, hw: int) -> Workload:
     def make(rng: Any) -> Arrays:
-        return dict(x=rng.standard_normal((n, c, hw, hw), dtype="float32"),
-                    dw=(0.3 * rng.standard_normal((c, 1, 3, 3))).astype("float32"),
-                    pw=(0.1 * rng.standard_normal((o, c, 1, 1))).astype("float32"),
-                    b=rng.standard_normal(o, dtype="float32"),
-                    gy=rng.standard_normal((n, o, hw, hw), dtype="float32"))
+        return {"x": rng.standard_normal((n, c, hw, hw), dtype="float32"),
+                    "dw": (0.3 * rng.standard_normal((c, 1, 3, 3))).astype("float32"),
+                    "pw": (0.1 * rng.standard_normal((o, c, 1, 1))).astype("float32"),
+                    "b": rng.standard_normal(o, dtype="float32"),
+                    "gy": rng.standard_normal((n, o, hw, hw), dtype="float32")}
 
     def setup(fw: str) -> Callable[[Arrays], Case]:
         def build(a: Arrays) -> Case:
             F = functional(fw)
             if fw == "minicnn":
-                op = lambda x, dw, pw, b: F.separable_conv2d(x, dw, pw, b, padding=1)  # noqa: E731
+                op = lambda x, dw, pw, b: F.separable_conv2d(x, dw, pw, b, padding=1)
             else:  # PyTorch has no separable op: depthwise (groups=C) then 1x1
-                op = lambda x, dw, pw, b: F.conv2d(F.conv2d(x, dw, None, padding=1, groups=c), pw, b)  # noqa: E731
+                op = lambda x, dw, pw, b: F.conv2d(F.conv2d(x, dw, None, padding=1, groups=c), pw, b)
             return fwd_bwd_case(fw, a, ["x", "dw", "pw", "b"], op)
         return build
 
@@ -101,8 +104,8 @@ def maxpool(shape: tuple[int, int, int, int]) -> Workload:
     n, c, h, w = shape
 
     def make(rng: Any) -> Arrays:
-        return dict(x=rng.standard_normal(shape, dtype="float32"),
-                    gy=rng.standard_normal((n, c, h // 2, w // 2), dtype="float32"))
+        return {"x": rng.standard_normal(shape, dtype="float32"),
+                    "gy": rng.standard_normal((n, c, h // 2, w // 2), dtype="float32")}
 
     def setup(fw: str) -> Callable[[Arrays], Case]:
         def build(a: Arrays) -> Case:
@@ -120,20 +123,20 @@ def batchnorm(shape: tuple[int, int, int, int]) -> Workload:
     c = shape[1]
 
     def make(rng: Any) -> Arrays:
-        return dict(x=rng.standard_normal(shape, dtype="float32"),
-                    w=(1 + 0.1 * rng.standard_normal(c)).astype("float32"),
-                    b=rng.standard_normal(c, dtype="float32"),
-                    gy=rng.standard_normal(shape, dtype="float32"))
+        return {"x": rng.standard_normal(shape, dtype="float32"),
+                    "w": (1 + 0.1 * rng.standard_normal(c)).astype("float32"),
+                    "b": rng.standard_normal(c, dtype="float32"),
+                    "gy": rng.standard_normal(shape, dtype="float32")}
 
     def setup(fw: str) -> Callable[[Arrays], Case]:
         def build(a: Arrays) -> Case:
             F = functional(fw)
             if fw == "minicnn":
                 import numpy as np
-                stats: Callable[[], tuple[Any, Any]] = lambda: (np.zeros(c, np.float32), np.ones(c, np.float32))  # noqa: E731
+                stats: Callable[[], tuple[Any, Any]] = lambda: (np.zeros(c, np.float32), np.ones(c, np.float32))
             else:
                 import torch
-                stats = lambda: (torch.zeros(c), torch.ones(c))  # noqa: E731
+                stats = lambda: (torch.zeros(c), torch.ones(c))
             # fresh running statistics per call: training mode updates them in place
             return fwd_bwd_case(fw, a, ["x", "w", "b"], lambda x, w, b: F.batch_norm(x, *stats(), w, b, True))
         return build

@@ -21,7 +21,9 @@ eval mode, no autograd; logits checked against PyTorch's float32 ones.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+import functools
+from collections.abc import Callable
+from typing import Any
 
 from harness import Arrays, Case, Workload, add_harness_args, parse_args, run_benchmark
 
@@ -80,8 +82,8 @@ def make_inputs(size: int, batch: int) -> Callable[[Any], Arrays]:
     def make(rng: Any) -> Arrays:
         import numpy as np
 
-        out = dict(x=rng.standard_normal((batch, 1, size, size), dtype=np.float32),
-                   y=(rng.random((batch, 1)) < 0.5).astype(np.float32))
+        out = {"x": rng.standard_normal((batch, 1, size, size), dtype=np.float32),
+                   "y": (rng.random((batch, 1)) < 0.5).astype(np.float32)}
         i = 0
         for layer in layers(size):
             shapes = param_shapes(layer)
@@ -99,11 +101,26 @@ def make_inputs(size: int, batch: int) -> Callable[[Any], Arrays]:
     return make
 
 
+def plain_layer(nn: Any, layer: tuple, dropout: bool) -> Any:
+    """A parameter-free layer from `nn` (minicnn.nn and torch.nn spell these alike)."""
+    if layer[0] == "relu":
+        return nn.ReLU()
+    if layer[0] == "pool":
+        return nn.MaxPool2d(2)
+    if layer[0] == "flatten":
+        return nn.Flatten()
+    return nn.Dropout(layer[1] if dropout else 0.0)
+
+
 def build_minicnn(size: int, arrays: Arrays, dropout: bool) -> tuple[Any, list[Any]]:
     """minicnn model with the parent's weights; also its parameters in `param_shapes` order."""
     from minicnn import nn
 
-    mods, params, i = [], [], 0
+    mods: list[Any] = []
+    params: list[Any] = []
+    i = 0
+    m: Any
+    ps: list[Any]
     for layer in layers(size):
         kind = layer[0]
         if kind == "conv":
@@ -121,8 +138,7 @@ def build_minicnn(size: int, arrays: Arrays, dropout: bool) -> tuple[Any, list[A
             m.running_mean.data[...] = arrays[f"p{i + 2:03d}"]
             m.running_var.data[...] = arrays[f"p{i + 3:03d}"]
         else:
-            m = {"relu": nn.ReLU, "pool": lambda: nn.MaxPool2d(2), "flatten": nn.Flatten,
-                 "dropout": lambda: nn.Dropout(layer[1] if dropout else 0.0)}[kind]()
+            m = plain_layer(nn, layer, dropout)
             ps = []
         for p in ps:
             assert p.shape == arrays[f"p{i:03d}"].shape, (layer, p.shape, arrays[f"p{i:03d}"].shape)
@@ -139,7 +155,10 @@ def build_torch(size: int, arrays: Arrays, dropout: bool) -> tuple[Any, list[Any
     import torch
     from torch import nn
 
-    mods, params, i = [], [], 0
+    mods: list[Any] = []
+    params: list[Any] = []
+    i = 0
+    ps: list[Any]
     for layer in layers(size):
         kind = layer[0]
         if kind == "conv":
@@ -158,8 +177,7 @@ def build_torch(size: int, arrays: Arrays, dropout: bool) -> tuple[Any, list[Any
             m.running_mean.copy_(torch.from_numpy(arrays[f"p{i + 2:03d}"]))
             m.running_var.copy_(torch.from_numpy(arrays[f"p{i + 3:03d}"]))
         else:
-            m = {"relu": nn.ReLU, "pool": lambda: nn.MaxPool2d(2), "flatten": nn.Flatten,
-                 "dropout": lambda: nn.Dropout(layer[1] if dropout else 0.0)}[kind]()
+            m = plain_layer(nn, layer, dropout)
             ps = []
         with torch.no_grad():
             for p in ps:
@@ -235,13 +253,13 @@ def workloads(options: dict) -> list[Workload]:
     for size in options["sizes"]:
         fwd, first_dx = forward_flops(size, options["batch"])
         out.append(Workload(f"train step 1x{size}x{size} batch {options['batch']}", make_inputs(size, options["batch"]),
-                            {fw: (lambda a, fw=fw, size=size: train_case(fw, size, a)) for fw in FRAMEWORKS},
+                            {fw: functools.partial(train_case, fw, size) for fw in FRAMEWORKS},
                             tolerance=1e-3, flops=3 * fwd - first_dx, target=1.5,
                             note="FLOPs: conv and linear products only, forward and gradients"))
     size, batch = options["infer_size"], options["infer_batch"]
     if size:
         out.append(Workload(f"inference 1x{size}x{size} batch {batch}", make_inputs(size, batch),
-                            {fw: (lambda a, fw=fw: infer_case(fw, size, a)) for fw in FRAMEWORKS},
+                            {fw: functools.partial(infer_case, fw, size) for fw in FRAMEWORKS},
                             tolerance=1e-4, flops=forward_flops(size, batch)[0], target=1.2,
                             note="FLOPs: conv and linear products, forward only"))
     return out
@@ -259,8 +277,13 @@ def profile(args: argparse.Namespace, options: dict) -> None:
     for wl in workloads(dict(options, infer_size=0)):
         case = wl.setups["minicnn"](wl.make_inputs(np.random.default_rng(0)))
         case.run()
+
+        def three_steps(c: Case = case) -> None:
+            for _ in range(3):
+                c.run()
+
         prof = cProfile.Profile()
-        prof.runcall(lambda: [case.run() for _ in range(3)])
+        prof.runcall(three_steps)
         print(f"\n--- cProfile, 3 minicnn steps: {wl.name} ---")
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
@@ -275,7 +298,7 @@ def main() -> None:
     p.add_argument("--infer-batch", type=int, default=64)
     p.add_argument("--profile", action="store_true", help="cProfile minicnn's step in this process instead")
     args = parse_args(p)
-    options = dict(sizes=args.sizes, batch=args.batch, infer_size=args.infer_size, infer_batch=args.infer_batch)
+    options = {"sizes": args.sizes, "batch": args.batch, "infer_size": args.infer_size, "infer_batch": args.infer_batch}
     if args.profile:
         profile(args, options)
         return

@@ -29,9 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -57,7 +58,7 @@ class Case:
     """
     run: Callable[[], Any]
     check: Callable[[], Arrays]
-    check64: Optional[Callable[[], Arrays]] = None
+    check64: Callable[[], Arrays] | None = None
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Workload:
     tolerance: float = 1e-4  # max |a - ref| / max |ref| per compared array (float32)
     flops: float = 0.0  # arithmetic per call (multiply-adds count 2), for the roofline
     bytes: float = 0.0  # compulsory memory traffic per call (each operand read or written once)
-    target: Optional[float] = None  # wanted ratio framework[0] / framework[-1]
+    target: float | None = None  # wanted ratio framework[0] / framework[-1]
     note: str = ""
 
 
@@ -90,7 +91,7 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def set_thread_env(threads: int, env: Optional[dict] = None) -> None:
+def set_thread_env(threads: int, env: dict | None = None) -> None:
     """Pin every BLAS/OpenMP/minicnn pool to `threads`; must run before NumPy is imported."""
     target = os.environ if env is None else env
     for var in THREAD_VARS:
@@ -118,7 +119,7 @@ def add_harness_args(p: argparse.ArgumentParser, frameworks: tuple[str, ...]) ->
     p.add_argument("--label", default="", help="name of this run in tables (e.g. 'before', 'after')")
 
 
-def parse_args(p: argparse.ArgumentParser, argv: Optional[list[str]] = None) -> argparse.Namespace:
+def parse_args(p: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and apply the thread count to this process's environment (before NumPy import)."""
     args = p.parse_args(argv)
     if args.threads < 1:
@@ -158,8 +159,8 @@ def quantile(xs: list[float], q: float) -> float:
 
 def summarize(seconds: list[float]) -> dict:
     ms = [1e3 * t for t in seconds]
-    return dict(median=quantile(ms, 0.5), q1=quantile(ms, 0.25), q3=quantile(ms, 0.75),
-                min=min(ms), max=max(ms), n=len(ms), samples=ms)
+    return {"median": quantile(ms, 0.5), "q1": quantile(ms, 0.25), "q3": quantile(ms, 0.75),
+                "min": min(ms), "max": max(ms), "n": len(ms), "samples": ms}
 
 
 def compare_arrays(got: Arrays, ref: Arrays, tolerance: float) -> tuple[dict[str, float], list[str]]:
@@ -186,7 +187,7 @@ def compare_arrays(got: Arrays, ref: Arrays, tolerance: float) -> tuple[dict[str
     return errs, problems
 
 
-def check_results(wl: Workload, names: list[str], tmp: str) -> tuple[Optional[float], dict]:
+def check_results(wl: Workload, names: list[str], tmp: str) -> tuple[float | None, dict]:
     """Compare the workers' check files (written in `tmp`); raise BenchError on a mismatch."""
     import numpy as np
 
@@ -269,7 +270,7 @@ class Worker:
 
 def measure_ceilings(fw: Framework, threads: int) -> dict:
     """sgemm GFLOP/s and copy GB/s of this machine, from a fresh NumPy-only process."""
-    w = Worker(fw, dict(mode="ceilings"), threads)
+    w = Worker(fw, {"mode": "ceilings"}, threads)
     try:
         return w.reply()
     finally:
@@ -289,9 +290,9 @@ def run_workload(script: str, options: dict, wl: Workload, fws: list[Framework],
     workers: list[Worker] = []
     try:
         for fw in fws:  # started one after another so that their imports do not overlap
-            spec = dict(mode="workload", script=script, options=options, workload=wl.name, inputs=path,
-                        framework=fw.name, check=os.path.join(tmp, f"check-{fw.name}.npz"),
-                        threads=args.threads)
+            spec = {"mode": "workload", "script": script, "options": options, "workload": wl.name, "inputs": path,
+                        "framework": fw.name, "check": os.path.join(tmp, f"check-{fw.name}.npz"),
+                        "threads": args.threads}
             workers.append(Worker(fw, spec, args.threads))
             workers[-1].reply()  # ready: set up, check results written
         max_err, errors = check_results(wl, [w.name for w in workers], tmp)
@@ -313,9 +314,9 @@ def run_workload(script: str, options: dict, wl: Workload, fws: list[Framework],
     stats = {name: summarize(ts) for name, ts in times.items()}
     for name, st in stats.items():  # CPU seconds per wall second while timed: below `threads` when
         st["cpu_per_wall"] = sum(cpu[name]) / sum(times[name])  # the process waited or was descheduled
-    rec: dict[str, Any] = dict(name=wl.name, flops=wl.flops, bytes=wl.bytes, target=wl.target, note=wl.note,
-                               tolerance=wl.tolerance, max_rel_err=max_err, rel_err=errors, stats=stats, memory=memory,
-                               worst_unsettled_cpu_s=busy_after, load_before=load0, load_after=os.getloadavg())
+    rec: dict[str, Any] = {"name": wl.name, "flops": wl.flops, "bytes": wl.bytes, "target": wl.target, "note": wl.note,
+                               "tolerance": wl.tolerance, "max_rel_err": max_err, "rel_err": errors, "stats": stats, "memory": memory,
+                               "worst_unsettled_cpu_s": busy_after, "load_before": load0, "load_after": os.getloadavg()}
     names = [w.name for w in workers]
     if len(names) > 1:
         rec["ratio"] = stats[names[0]]["median"] / stats[names[-1]]["median"]
@@ -329,7 +330,7 @@ def versions(fws: list[Framework]) -> dict:
                 f"if {fw.name!r} == 'torch':\n import torch; v['torch'] = torch.__version__\n"
                 "print(v)")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(fw.pythonpath))
-        res = subprocess.run([fw.python, "-c", code], capture_output=True, text=True, env=env)
+        res = subprocess.run([fw.python, "-c", code], capture_output=True, text=True, check=False, env=env)
         out[fw.name] = res.stdout.strip() or res.stderr.strip()[-200:]
     return out
 
@@ -348,9 +349,9 @@ def machine() -> str:
 
 
 def git_commit(tree: str) -> str:
-    res = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    res = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
     dirty = subprocess.run(["git", "-C", tree, "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+                           capture_output=True, text=True, check=False).stdout.strip()
     return (res.stdout.strip() or "unknown") + (" (modified)" if dirty else "")
 
 
@@ -361,11 +362,11 @@ def run_benchmark(script: str, workloads: list[Workload], options: dict, args: a
     picked = [w for w in workloads if args.only in w.name]
     if not picked:
         raise BenchError(f"no workload name contains {args.only!r}: {[w.name for w in workloads]}")
-    result: dict[str, Any] = dict(title=title, label=args.label, command=" ".join([Path(sys.executable).name] + sys.argv),
-                                  machine=machine(), threads=args.threads, tree=str(Path(args.tree).resolve()),
-                                  commit=git_commit(args.tree), frameworks=[fw.name for fw in fws],
-                                  versions=versions(fws), started=time.strftime("%Y-%m-%d %H:%M:%S"),
-                                  load_before=os.getloadavg(), repeats=args.repeats, warmup=args.warmup)
+    result: dict[str, Any] = {"title": title, "label": args.label, "command": " ".join([Path(sys.executable).name] + sys.argv),
+                                  "machine": machine(), "threads": args.threads, "tree": str(Path(args.tree).resolve()),
+                                  "commit": git_commit(args.tree), "frameworks": [fw.name for fw in fws],
+                                  "versions": versions(fws), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                  "load_before": os.getloadavg(), "repeats": args.repeats, "warmup": args.warmup}
     result["ceilings"] = measure_ceilings(Framework("numpy", sys.executable), args.threads)
     rows = []
     with tempfile.TemporaryDirectory(prefix="minicnn-bench-") as tmp:
@@ -415,16 +416,16 @@ def _ms(s: dict) -> str:
     return f"{s['median']:.1f} [{s['min']:.1f}-{s['max']:.1f}]"
 
 
-def markdown(result: dict, previous: Optional[dict] = None) -> str:
+def markdown(result: dict, previous: dict | None = None) -> str:
     """Header lines and one table; with `previous`, its minicnn median and ratio sit beside."""
     fws, ceil = result["frameworks"], result["ceilings"]
     lines = [f"### {result['title']}" + (f" ({result['label']})" if result["label"] else ""), "",
              f"- command: `{result['command']}`",
-             f"- tree: {result['tree']} at {result['commit']}; threads: {result['threads']}; "
-             f"repeats {result['repeats']} (+{result['warmup']} warm-up) per framework, alternating",
+             (f"- tree: {result['tree']} at {result['commit']}; threads: {result['threads']}; "
+             f"repeats {result['repeats']} (+{result['warmup']} warm-up) per framework, alternating"),
              f"- machine: {result['machine']}; " + "; ".join(f"{k}: {v}" for k, v in result["versions"].items()),
-             f"- ceilings: sgemm {ceil['sgemm_gflops']:.0f} GFLOP/s ({ceil['sgemm_n']}^3 float32), "
-             f"copy {ceil['copy_gbs']:.1f} GB/s (read + write, {ceil['copy_mib']} MiB)",
+             (f"- ceilings: sgemm {ceil['sgemm_gflops']:.0f} GFLOP/s ({ceil['sgemm_n']}^3 float32), "
+             f"copy {ceil['copy_gbs']:.1f} GB/s (read + write, {ceil['copy_mib']} MiB)"),
              "- load average (1/5/15 min) before: " + "/".join(f"{x:.2f}" for x in result["load_before"]) +
              ", after: " + "/".join(f"{x:.2f}" for x in result["load_after"]), ""]
     prev = {r["name"]: r for r in previous["workloads"]} if previous else {}
