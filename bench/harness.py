@@ -117,6 +117,7 @@ def add_harness_args(p: argparse.ArgumentParser, frameworks: tuple[str, ...]) ->
     p.add_argument("--json", help="write all results to this JSON file")
     p.add_argument("--compare", help="earlier JSON result: print its numbers beside this run's")
     p.add_argument("--label", default="", help="name of this run in tables (e.g. 'before', 'after')")
+    p.add_argument("--commit", help="what the tree is, when it has no git checkout (e.g. an exported commit)")
 
 
 def parse_args(p: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
@@ -366,7 +367,7 @@ def run_benchmark(script: str, workloads: list[Workload], options: dict, args: a
         raise BenchError(f"no workload name contains {args.only!r}: {[w.name for w in workloads]}")
     result: dict[str, Any] = {"title": title, "label": args.label, "command": " ".join([sys.executable] + sys.argv),
                                   "machine": machine(), "threads": args.threads, "tree": str(Path(args.tree).resolve()),
-                                  "commit": git_commit(args.tree), "frameworks": [fw.name for fw in fws],
+                                  "commit": args.commit or git_commit(args.tree), "frameworks": [fw.name for fw in fws],
                                   "versions": versions(fws), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                                   "load_before": os.getloadavg(), "repeats": args.repeats, "warmup": args.warmup}
     result["ceilings"] = measure_ceilings(Framework("numpy", sys.executable), args.threads)
@@ -435,7 +436,7 @@ def markdown(result: dict, previous: dict | None = None) -> str:
     head = ["workload"] + [f"{fw} ms median [min-max]" for fw in fws]
     if len(fws) > 1:
         head += [f"ratio {fws[0]}/{fws[-1]} (medians)", "ratio (mins)", "target", "max rel diff"]
-    head += [f"{fw} rate, % of ceiling" for fw in fws] + ["FLOP or bytes per call"]
+    head += [f"{fw} rate, % of ceiling" for fw in fws] + ["FLOP or bytes per call", "CPU s per wall s"]
     if previous:
         head += [f"{plabel}: {fws[0]} ms", f"{plabel}: ratio"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -450,6 +451,8 @@ def markdown(result: dict, previous: dict | None = None) -> str:
         row += [_rate(rec, fw, ceil) for fw in fws]
         row += [f"{rec['flops'] / 1e9:.2f} GFLOP" if rec["flops"] else
                 (f"{rec['bytes'] / 2**20:.0f} MiB" if rec["bytes"] else "-")]
+        # near `threads` on an idle machine for BLAS-bound work; far below it: descheduled or waiting
+        row += ["/".join(f"{rec['stats'][fw].get('cpu_per_wall', float('nan')):.2f}" for fw in fws)]
         if previous:
             p = prev.get(rec["name"])
             row += [_ms(p["stats"][fws[0]]) if p and fws[0] in p["stats"] else "-",
@@ -461,3 +464,16 @@ def markdown(result: dict, previous: dict | None = None) -> str:
            for rec in result["workloads"]]
     lines += ["", "Peak resident memory per worker process: " + "; ".join(mem) + "."]
     return "\n".join(lines)
+
+
+def _render_main() -> None:
+    """`python bench/harness.py RESULT.json [--compare EARLIER.json]`: print a saved run's table."""
+    p = argparse.ArgumentParser(description=_render_main.__doc__)
+    p.add_argument("result")
+    p.add_argument("--compare")
+    a = p.parse_args()
+    print(markdown(load_json(a.result), load_json(a.compare) if a.compare else None))
+
+
+if __name__ == "__main__":
+    _render_main()
