@@ -29,6 +29,10 @@ FAKE = textwrap.dedent('''
 
     def setup(fw, options):
         def build(a):
+            # the worker must see the parent's thread count before it imported NumPy
+            want = str(options.get("threads", 1))
+            got = {v: os.environ[v] for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MINICNN_NUM_THREADS")}
+            assert set(got.values()) == {want}, f"thread settings {got}, expected {want}"
             dtype = np.float64 if fw == "fake_b" and options.get("b64") else np.float32
             x, w = a["x"].astype(dtype), a["w"].astype(dtype)
 
@@ -62,7 +66,7 @@ def run(tmp_path: Path, **options: object) -> dict:
         importlib.reload(fake_bench)
     finally:
         sys.path.remove(str(tmp_path))
-    args = argparse.Namespace(threads=1, warmup=1, repeats=3)
+    args = argparse.Namespace(threads=options.get("threads", 1), warmup=1, repeats=3)
     fws = [harness.Framework("fake_a", sys.executable), harness.Framework("fake_b", sys.executable)]
     (wl,) = fake_bench.workloads(options)
     return harness.run_workload(str(script), dict(options), wl, fws, args, str(tmp_path), seed=0)
@@ -87,9 +91,19 @@ def test_agreeing_frameworks_are_timed_and_summarized(tmp_path: Path) -> None:
 
 
 def test_thread_count_reaches_the_worker_processes(tmp_path: Path) -> None:
-    # the check arrays include each worker's OPENBLAS_NUM_THREADS; a disagreement would fail the run
-    rec = run(tmp_path)
+    # each fake worker asserts its thread variables equal options["threads"] (an error stops the run)
+    rec = run(tmp_path, threads=2)
     assert rec["rel_err"]["fake_a"]["threads"] == 0.0
+    with pytest.raises(harness.BenchError, match="thread settings"):
+        script = tmp_path / "fake_bench.py"
+        script.write_text(FAKE)
+        sys.path.insert(0, str(tmp_path))
+        import fake_bench
+        sys.path.remove(str(tmp_path))
+        (wl,) = fake_bench.workloads({"threads": 3})  # the workers get 2, the fake expects 3
+        fws = [harness.Framework("fake_a", sys.executable), harness.Framework("fake_b", sys.executable)]
+        harness.run_workload(str(script), {"threads": 3}, wl, fws, argparse.Namespace(threads=2, warmup=1, repeats=1),
+                             str(tmp_path), seed=0)
     env: dict = {}
     harness.set_thread_env(3, env)
     assert all(env[v] == "3" for v in harness.THREAD_VARS)
