@@ -291,9 +291,9 @@ def run_workload(script: str, options: dict, wl: Workload, fws: list[Framework],
     workers: list[Worker] = []
     try:
         for fw in fws:  # started one after another so that their imports do not overlap
-            spec = {"mode": "workload", "script": script, "options": options, "workload": wl.name, "inputs": path,
-                        "framework": fw.name, "check": os.path.join(tmp, f"check-{fw.name}.npz"),
-                        "threads": args.threads}
+            spec = {"mode": "workload", "script": script, "options": options, "workload": wl.name,
+                    "inputs": path, "framework": fw.name, "check": os.path.join(tmp, f"check-{fw.name}.npz"),
+                    "threads": args.threads}
             workers.append(Worker(fw, spec, args.threads))
             workers[-1].reply()  # ready: set up, check results written
         max_err, errors = check_results(wl, [w.name for w in workers], tmp)
@@ -315,9 +315,10 @@ def run_workload(script: str, options: dict, wl: Workload, fws: list[Framework],
     stats = {name: summarize(ts) for name, ts in times.items()}
     for name, st in stats.items():  # CPU seconds per wall second while timed: below `threads` when
         st["cpu_per_wall"] = sum(cpu[name]) / sum(times[name])  # the process waited or was descheduled
-    rec: dict[str, Any] = {"name": wl.name, "flops": wl.flops, "bytes": wl.bytes, "target": wl.target, "note": wl.note,
-                               "tolerance": wl.tolerance, "max_rel_err": max_err, "rel_err": errors, "stats": stats, "memory": memory,
-                               "worst_unsettled_cpu_s": busy_after, "load_before": load0, "load_after": os.getloadavg()}
+    rec: dict[str, Any] = {"name": wl.name, "flops": wl.flops, "bytes": wl.bytes, "target": wl.target,
+                           "note": wl.note, "tolerance": wl.tolerance, "max_rel_err": max_err, "rel_err": errors,
+                           "stats": stats, "memory": memory, "worst_unsettled_cpu_s": busy_after,
+                           "load_before": load0, "load_after": os.getloadavg()}
     names = [w.name for w in workers]
     if len(names) > 1:
         rec["ratio"] = stats[names[0]]["median"] / stats[names[-1]]["median"]
