@@ -1,137 +1,163 @@
-"""Time minicnn's convolution-family ops against PyTorch's CPU build on the same inputs.
+"""minicnn's convolution-family ops against PyTorch's CPU build, each in its own process.
 
-    .venv-bench/bin/python bench/bench_conv.py [--repeats 9] [--threads 2] [--only conv3x3]
+    /work/venv/bin/python bench/bench_conv.py --tree /work/main \\
+        --python torch=/work/venv-bench/bin/python [--repeats 9] [--threads 2] [--only conv3x3] \\
+        [--json out.json] [--compare before.json] [--label after]
 
-Forward + backward (unless noted), float32, medians over interleaved repeats; PyTorch runs
-with the same thread count as NumPy's BLAS. torch is imported for comparison only.
+Forward + backward, float32, same seeded inputs and output gradient for both frameworks;
+outputs and input gradients are checked against PyTorch before timing (see harness.py).
+The script runs in minicnn's interpreter but imports neither minicnn nor torch itself.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import time
+from collections.abc import Callable
+from typing import Any
+
+from harness import Arrays, Case, Workload, add_harness_args, parse_args, run_benchmark
+
+FRAMEWORKS = ("minicnn", "torch")  # under test first, reference last
 
 
-def parse() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repeats", type=int, default=9)
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    p.add_argument("--only", default="", help="run workloads whose name contains this")
-    return p.parse_args()
+def fwd_bwd_case(framework: str, arrays: Arrays, names: list[str], op: Callable[..., Any]) -> Case:
+    """Time y = op(*inputs) then y.backward(gy); check y and the gradient of every input."""
+    if framework == "minicnn":
+        import minicnn
 
-
-ARGS = parse() if __name__ == "__main__" else None
-if ARGS is not None:  # BLAS reads its thread count when NumPy is first imported
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(ARGS.threads)
-
-import numpy as np  # noqa: E402
-
-from minicnn.autograd import Tensor  # noqa: E402
-from minicnn.nn.functional import batch_norm, conv2d, max_pool2d, separable_conv2d  # noqa: E402
-
-try:
-    import torch
-    import torch.nn.functional as TF
-except ImportError:  # the comparison is optional
-    torch = None
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
-
-
-def sgemm_gflops(n: int = 4096, repeats: int = 5) -> float:
-    """Float32 matmul throughput of NumPy's BLAS: the machine's practical peak."""
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    b = a.T.copy()
-    a @ b
-    return 2 * n ** 3 / (median_ms(lambda: a @ b, repeats) / 1e3) / 1e9
-
-
-def workloads(rng: np.random.Generator) -> list[dict]:
-    """name, numpy inputs, minicnn fn, torch fn (same argument order), target ratio."""
-    def arr(*shape, scale=1.0):
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-    out = []
-    for n, c, o, hw in [(16, 32, 64, 64), (16, 64, 128, 32), (64, 1, 16, 28)]:
-        out.append(dict(name=f"conv3x3 N{n} C{c}->{o} {hw}x{hw}", target=1.5,
-                        inputs=[arr(n, c, hw, hw), arr(o, c, 3, 3, scale=0.1), arr(o)],
-                        mini=lambda x, w, b: conv2d(x, w, b, padding=1),
-                        torch=lambda x, w, b: TF.conv2d(x, w, b, padding=1)))
-    out.append(dict(name="separable3x3 N16 C64->128 45x45", target=1.0,
-                    inputs=[arr(16, 64, 45, 45), arr(64, 1, 3, 3, scale=0.3), arr(128, 64, 1, 1, scale=0.1), arr(128)],
-                    mini=lambda x, dw, pw, b: separable_conv2d(x, dw, pw, b, padding=1),
-                    torch=lambda x, dw, pw, b: TF.conv2d(TF.conv2d(x, dw, None, padding=1, groups=64), pw, b)))
-    out.append(dict(name="maxpool2x2 (16,64,90,90)", target=1.0, inputs=[arr(16, 64, 90, 90)],
-                    mini=lambda x: max_pool2d(x, 2), torch=lambda x: TF.max_pool2d(x, 2)))
-    out.append(dict(name="batchnorm2d train (16,64,90,90)", target=1.0,
-                    inputs=[arr(16, 64, 90, 90), 1 + arr(64, scale=0.1), arr(64)],
-                    mini=lambda x, w, b: batch_norm(x, np.zeros(64, np.float32), np.ones(64, np.float32), w, b, True),
-                    torch=lambda x, w, b: TF.batch_norm(x, torch.zeros(64), torch.ones(64), w, b, True)))
-    return out
-
-
-def step(fn, tensors, gy, backward_fn):
-    for t in tensors:
-        t.grad = None
-    y = fn(*tensors)
-    backward_fn(y, gy)
-    return y
-
-
-def run_one(w: dict, repeats: int) -> dict:
-    rng = np.random.default_rng(1)
-    mini_t = [Tensor(a, requires_grad=True) for a in w["inputs"]]
-    y = w["mini"](*mini_t)
-    gy = rng.standard_normal(y.shape).astype(np.float32)
-    mini = lambda: step(w["mini"], mini_t, gy, lambda y, g: y.backward(g))  # noqa: E731
-    res = dict(name=w["name"], target=w["target"], mini=None, torch=None, err=None)
-    if torch is not None:
-        torch_t = [torch.from_numpy(a.copy()).requires_grad_() for a in w["inputs"]]
-        gyt = torch.from_numpy(gy)
-        tfn = lambda: step(w["torch"], torch_t, gyt, lambda y, g: y.backward(g))  # noqa: E731
-        ym, yt = mini().data, tfn().detach().numpy()
-        scale = max(1.0, float(np.abs(yt).max()))
-        res["err"] = max([float(np.abs(ym - yt).max()) / scale] +
-                         [float(np.abs(m.grad.data - t.grad.numpy()).max()) / max(1.0, float(t.grad.abs().max()))
-                          for m, t in zip(mini_t, torch_t)])
-        tfn(), mini()  # warm up both
-        tm, tt = [], []
-        for _ in range(repeats):  # interleaved, so drift in machine speed hits both alike
-            tm.append(median_ms(mini, 1))
-            tt.append(median_ms(tfn, 1))
-        res["mini"], res["torch"] = float(np.median(tm)), float(np.median(tt))
+        ts = [minicnn.tensor(arrays[n], requires_grad=True) for n in names]
+        gy: Any = minicnn.tensor(arrays["gy"])
+        to_np = lambda t: t.data
     else:
-        mini()
-        res["mini"] = median_ms(mini, repeats)
-    return res
+        import torch
+
+        ts = [torch.from_numpy(arrays[n].copy()).requires_grad_() for n in names]
+        gy = torch.from_numpy(arrays["gy"])
+        to_np = lambda t: t.detach().numpy()
+
+    def run() -> Any:
+        for t in ts:
+            t.grad = None
+        y = op(*ts)
+        y.backward(gy)
+        return y
+
+    def check() -> Arrays:
+        y = run()
+        return {"y": to_np(y), **{f"grad_{n}": to_np(t.grad) for n, t in zip(names, ts)}}
+
+    return Case(run, check)
+
+
+def functional(framework: str) -> Any:
+    """The framework's functional namespace (minicnn.nn.functional or torch.nn.functional)."""
+    if framework == "minicnn":
+        import minicnn.nn.functional
+
+        return minicnn.nn.functional
+    import torch.nn.functional
+
+    return torch.nn.functional
+
+
+def conv3x3(n: int, c: int, o: int, hw: int) -> Workload:
+    def make(rng: Any) -> Arrays:
+        return {"x": rng.standard_normal((n, c, hw, hw), dtype="float32"),
+                    "w": (0.1 * rng.standard_normal((o, c, 3, 3))).astype("float32"),
+                    "b": rng.standard_normal(o, dtype="float32"),
+                    "gy": rng.standard_normal((n, o, hw, hw), dtype="float32")}
+
+    def setup(fw: str) -> Callable[[Arrays], Case]:
+        def build(a: Arrays) -> Case:
+            F = functional(fw)
+            return fwd_bwd_case(fw, a, ["x", "w", "b"], lambda x, w, b: F.conv2d(x, w, b, padding=1))
+        return build
+
+    return Workload(f"conv3x3 N{n} C{c}->{o} {hw}x{hw}", make, {fw: setup(fw) for fw in FRAMEWORKS},
+                    flops=3 * 2 * n * o * c * 9 * hw * hw, target=1.3,
+                    note="FLOPs: forward, input gradient and weight gradient products")
+
+
+def separable(n: int, c: int, o: int, hw: int) -> Workload:
+    def make(rng: Any) -> Arrays:
+        return {"x": rng.standard_normal((n, c, hw, hw), dtype="float32"),
+                    "dw": (0.3 * rng.standard_normal((c, 1, 3, 3))).astype("float32"),
+                    "pw": (0.1 * rng.standard_normal((o, c, 1, 1))).astype("float32"),
+                    "b": rng.standard_normal(o, dtype="float32"),
+                    "gy": rng.standard_normal((n, o, hw, hw), dtype="float32")}
+
+    def setup(fw: str) -> Callable[[Arrays], Case]:
+        def build(a: Arrays) -> Case:
+            F = functional(fw)
+            if fw == "minicnn":
+                op = lambda x, dw, pw, b: F.separable_conv2d(x, dw, pw, b, padding=1)
+            else:  # PyTorch has no separable op: depthwise (groups=C) then 1x1
+                op = lambda x, dw, pw, b: F.conv2d(F.conv2d(x, dw, None, padding=1, groups=c), pw, b)
+            return fwd_bwd_case(fw, a, ["x", "dw", "pw", "b"], op)
+        return build
+
+    return Workload(f"separable3x3 N{n} C{c}->{o} {hw}x{hw}", make, {fw: setup(fw) for fw in FRAMEWORKS},
+                    flops=3 * 2 * n * c * hw * hw * (9 + o), target=1.5,
+                    note="FLOPs: depthwise + pointwise, forward and both gradients")
+
+
+def maxpool(shape: tuple[int, int, int, int]) -> Workload:
+    n, c, h, w = shape
+
+    def make(rng: Any) -> Arrays:
+        return {"x": rng.standard_normal(shape, dtype="float32"),
+                    "gy": rng.standard_normal((n, c, h // 2, w // 2), dtype="float32")}
+
+    def setup(fw: str) -> Callable[[Arrays], Case]:
+        def build(a: Arrays) -> Case:
+            F = functional(fw)
+            return fwd_bwd_case(fw, a, ["x"], lambda x: F.max_pool2d(x, 2))
+        return build
+
+    size = n * c * h * w
+    return Workload(f"maxpool2x2 {shape}", make, {fw: setup(fw) for fw in FRAMEWORKS},
+                    bytes=4 * (size + size / 4 + size / 4 + size), target=1.0,
+                    note="bytes: read x, write y, read gy, write gx")
+
+
+def batchnorm(shape: tuple[int, int, int, int]) -> Workload:
+    c = shape[1]
+
+    def make(rng: Any) -> Arrays:
+        return {"x": rng.standard_normal(shape, dtype="float32"),
+                    "w": (1 + 0.1 * rng.standard_normal(c)).astype("float32"),
+                    "b": rng.standard_normal(c, dtype="float32"),
+                    "gy": rng.standard_normal(shape, dtype="float32")}
+
+    def setup(fw: str) -> Callable[[Arrays], Case]:
+        def build(a: Arrays) -> Case:
+            F = functional(fw)
+            if fw == "minicnn":
+                import numpy as np
+                stats: Callable[[], tuple[Any, Any]] = lambda: (np.zeros(c, np.float32), np.ones(c, np.float32))
+            else:
+                import torch
+                stats = lambda: (torch.zeros(c), torch.ones(c))
+            # fresh running statistics per call: training mode updates them in place
+            return fwd_bwd_case(fw, a, ["x", "w", "b"], lambda x, w, b: F.batch_norm(x, *stats(), w, b, True))
+        return build
+
+    size = shape[0] * c * shape[2] * shape[3]
+    return Workload(f"batchnorm2d train {shape}", make, {fw: setup(fw) for fw in FRAMEWORKS},
+                    bytes=4 * 5 * size, target=1.0,
+                    note="bytes: read x, write y; read gy and x, write gx")
+
+
+def workloads(options: dict) -> list[Workload]:
+    """The benchmarked ops; `options` is unused (kept for the harness's interface)."""
+    return [conv3x3(16, 32, 64, 64), conv3x3(16, 64, 128, 32), conv3x3(64, 1, 16, 28),
+            separable(16, 64, 128, 45), maxpool((16, 64, 90, 90)), batchnorm((16, 64, 90, 90))]
 
 
 def main() -> None:
-    args = ARGS
-    if torch is not None:
-        torch.set_num_threads(args.threads)
-    print(f"threads={args.threads}  numpy {np.__version__}  torch {torch.__version__ if torch else '(not installed)'}"
-          f"  python {sys.version.split()[0]}")
-    print(f"BLAS sgemm 4096^3 float32: {sgemm_gflops():.0f} GFLOP/s")
-    rows = [run_one(w, args.repeats) for w in workloads(np.random.default_rng(0)) if args.only in w["name"]]
-    print("\n| workload (fwd+bwd, float32) | minicnn ms | torch ms | ratio | target | met | max rel diff |")
-    print("|---|---:|---:|---:|---:|:-:|---:|")
-    for r in rows:
-        if r["torch"] is None:
-            print(f"| {r['name']} | {r['mini']:.1f} | - | - | <= {r['target']} | - | - |")
-            continue
-        ratio = r["mini"] / r["torch"]
-        print(f"| {r['name']} | {r['mini']:.1f} | {r['torch']:.1f} | {ratio:.2f} | <= {r['target']} | "
-              f"{'yes' if ratio <= r['target'] else 'NO'} | {r['err']:.1e} |")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_harness_args(p, FRAMEWORKS)
+    args = parse_args(p)
+    run_benchmark(__file__, workloads({}), {}, args, "Convolution-family ops, forward + backward, float32")
 
 
 if __name__ == "__main__":
