@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -31,17 +31,17 @@ class DeviceMismatchError(RuntimeError):
     """One op got tensors that live on two devices."""
 
 
-_override: Optional[ModuleType] = None      # a stand-in GPU module installed by tests
+_override: ModuleType | None = None      # a stand-in GPU module installed by tests
 
 
-def use_gpu_module(module: Optional[ModuleType]) -> Optional[ModuleType]:
+def use_gpu_module(module: ModuleType | None) -> ModuleType | None:
     """Make `module` the GPU array module (None: back to CuPy); returns the previous override."""
     global _override
     old, _override = _override, module
     return old
 
 
-def gpu_module() -> Optional[ModuleType]:
+def gpu_module() -> ModuleType | None:
     """The GPU array module if one is loaded (the override, or an already-imported cupy), else None."""
     if _override is not None:
         return _override

@@ -126,13 +126,16 @@ class DataLoader:
         if self.device is None:
             return batch
         from ..backend import normalize_device, to_device  # imported late: the data package works without the engine
-        move = to_device
-        if in_worker and normalize_device(self.device) == "cuda":
-            from ..cuda.transfer import to_device_in_worker  # own stream + pinned buffer: overlaps the step
-            move = lambda b, _d: to_device_in_worker(b)  # noqa: E731
+        device = self.device
+
+        def move(b: Any) -> Any:
+            if in_worker and normalize_device(device) == "cuda":
+                from ..cuda.transfer import to_device_in_worker  # own stream + pinned buffer: overlaps the step
+                return to_device_in_worker(b)
+            return to_device(b, device)
         if isinstance(batch, (tuple, list)):
-            return type(batch)(move(b, self.device) if isinstance(b, np.ndarray) else b for b in batch)
-        return move(batch, self.device)
+            return type(batch)(move(b) if isinstance(b, np.ndarray) else b for b in batch)
+        return move(batch)
 
     def _load_moved(self, first: int, indices: np.ndarray, epoch: int) -> Any:
         """A worker's task: load and collate, then copy to the device (so copies overlap training)."""

@@ -13,7 +13,7 @@ reference, which is plain array code and runs on CuPy as it is.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..backend import Array, get_array_module
 from ..cuda import launches as L
@@ -43,13 +43,13 @@ def _im2col(fn: Any, xp: Any, x: Array) -> Array:
     return cols
 
 
-def _add_bias(xp: Any, y: Array, b: Optional[Array]) -> Array:
+def _add_bias(xp: Any, y: Array, b: Array | None) -> Array:
     if b is not None:
         L.bias_act(kernels(xp, "bias_act"), y, contiguous(xp, b), y, "none")   # in place
     return y
 
 
-def _bias_grad(fn: Any, xp: Any, gy: Array) -> Optional[Array]:
+def _bias_grad(fn: Any, xp: Any, gy: Array) -> Array | None:
     if not fn.needs_grad[2]:
         return None
     db = xp.empty(gy.shape[1], dtype=gy.dtype)
@@ -57,7 +57,7 @@ def _bias_grad(fn: Any, xp: Any, gy: Array) -> Optional[Array]:
     return db
 
 
-def conv_forward(fn: Any, x: Array, w: Array, b: Optional[Array]) -> Array:
+def conv_forward(fn: Any, x: Array, w: Array, b: Array | None) -> Array:
     """Conv2dFn's forward_gpu (fn has run setup: k, stride, pads, dilation, out_hw, groups)."""
     xp = get_array_module(x)
     x, w = contiguous(xp, x), contiguous(xp, w)
@@ -109,7 +109,7 @@ def depthwise_on_kernels(fn: Any) -> bool:
     return True
 
 
-def depthwise_forward(fn: Any, x: Array, w: Array, b: Optional[Array]) -> Array:
+def depthwise_forward(fn: Any, x: Array, w: Array, b: Array | None) -> Array:
     """DepthwiseConv2dFn's forward_gpu (falls back to the tap-loop reference outside the kernels' reach)."""
     fn.gpu_kernels = depthwise_on_kernels(fn)
     if not fn.gpu_kernels:

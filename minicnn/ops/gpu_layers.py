@@ -6,7 +6,7 @@ C-contiguous device arrays: every kernel indexes flat memory.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def avgpool_backward(fn: Any, gy: Array) -> Array:
 
 
 # ---- batch norm ---------------------------------------------------------------------------------
-def batchnorm_forward(fn: Any, x: Array, weight: Optional[Array], bias: Optional[Array]) -> Array:
+def batchnorm_forward(fn: Any, x: Array, weight: Array | None, bias: Array | None) -> Array:
     """Training: per-channel mean and biased variance by bn_stats (shifted sums, Chan merge), running
     statistics moved towards mean and unbiased variance; eval: the running statistics. Then the
     fused normalise + affine kernel."""

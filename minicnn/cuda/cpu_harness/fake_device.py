@@ -29,6 +29,7 @@ kernels/README.md, "What a CPU run cannot show").
 from __future__ import annotations
 
 import contextlib
+import threading
 import types
 from collections import Counter
 from collections.abc import Iterator
@@ -47,7 +48,8 @@ class FakeDeviceArray(np.ndarray):
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kw: Any) -> Any:
         outs = kw.get("out") or ()
-        _refuse_host(ufunc.__name__, inputs + tuple(outs))
+        if getattr(_depth, "n", 0) == 0:
+            _refuse_host(ufunc.__name__, inputs + tuple(outs))
         args = [_plain(a) for a in inputs]
         if outs:
             kw["out"] = tuple(_plain(o) for o in outs)
@@ -59,8 +61,24 @@ class FakeDeviceArray(np.ndarray):
         return tuple(_wrap(r) for r in res) if isinstance(res, tuple) else _wrap(res)
 
     def __array_function__(self, func: Any, types_: Any, args: Any, kwargs: Any) -> Any:
-        _refuse_host(func.__name__, _flatten(args) + _flatten(tuple(kwargs.values())))
-        return _wrap(super().__array_function__(func, types_, args, kwargs))
+        with _outermost() as outer:
+            if outer:  # NumPy's own implementations call other NumPy functions with host temporaries
+                _refuse_host(func.__name__, _flatten(args) + _flatten(tuple(kwargs.values())))
+            return _wrap(super().__array_function__(func, types_, args, kwargs))
+
+
+_depth = threading.local()
+
+
+@contextlib.contextmanager
+def _outermost() -> Iterator[bool]:
+    """True for a call made by minicnn's code, False inside NumPy's implementation of another call."""
+    d = getattr(_depth, "n", 0)
+    _depth.n = d + 1
+    try:
+        yield d == 0
+    finally:
+        _depth.n = d
 
 
 def _plain(a: Any) -> Any:
@@ -100,8 +118,10 @@ def _wrap(r: Any) -> Any:
 
 def _device_function(fn: Any) -> Any:
     def call(*args: Any, **kwargs: Any) -> Any:
-        _refuse_host(getattr(fn, "__name__", "function"), _flatten(args) + _flatten(tuple(kwargs.values())))
-        return _wrap(fn(*args, **kwargs))
+        with _outermost() as outer:
+            if outer:
+                _refuse_host(getattr(fn, "__name__", "function"), _flatten(args) + _flatten(tuple(kwargs.values())))
+            return _wrap(fn(*args, **kwargs))
     call.__name__ = getattr(fn, "__name__", "function")
     return call
 
@@ -125,7 +145,7 @@ class _Generator:
 class _NoOpStream:
     def __init__(self, *a: Any, **k: Any) -> None: ...
     def __enter__(self) -> _NoOpStream: return self
-    def __exit__(self, *a: Any) -> bool: return False
+    def __exit__(self, *a: Any) -> None: return None
     def synchronize(self) -> None: ...
     def use(self) -> _NoOpStream: return self
 
@@ -135,7 +155,7 @@ class _Device:
 
     def __init__(self, i: int = 0) -> None: ...
     def __enter__(self) -> _Device: return self
-    def __exit__(self, *a: Any) -> bool: return False
+    def __exit__(self, *a: Any) -> None: return None
     def synchronize(self) -> None: ...
 
 
@@ -169,7 +189,8 @@ class FakeDevice(types.ModuleType):
         """Host data is copied in (a device array comes back unchanged when no cast is needed)."""
         if isinstance(a, FakeDeviceArray):
             return a if dtype is None or a.dtype == dtype else a.astype(dtype)
-        return np.array(a, dtype=dtype, copy=True).view(FakeDeviceArray)
+        out: FakeDeviceArray = np.array(a, dtype=dtype, copy=True).view(FakeDeviceArray)
+        return out
 
     array = asarray
 
