@@ -435,3 +435,36 @@ def test_gpu_results_repeat_bitwise_with_full_grids(rng):
     for run_ in outs[1:]:
         for a, b in zip(outs[0], run_):
             np.testing.assert_array_equal(a, b)
+
+
+def test_import_minicnn_and_train_on_cpu_never_import_cupy(tmp_path):
+    """With a `cupy` that raises on import, `import minicnn`, a CPU training step and asking whether CUDA
+    is there all work, and nothing imports cupy until 'cuda' is asked for."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    (tmp_path / "cupy").mkdir()
+    (tmp_path / "cupy" / "__init__.py").write_text("raise RuntimeError('cupy was imported')\n")
+    code = """
+import sys
+import numpy as np
+import minicnn
+from minicnn import nn, optim
+import minicnn.nn.functional as F
+model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                      nn.Flatten(), nn.Dropout(0.5), nn.Linear(16, 2))
+opt = optim.Adam(model.parameters())
+loss = F.cross_entropy(model(minicnn.tensor(np.ones((2, 1, 4, 4), np.float32))), np.array([0, 1]))
+loss.backward(); opt.step()
+assert 'cupy' not in sys.modules, 'imported by training'
+assert minicnn.cuda.is_available() is False
+try:
+    minicnn.tensor([1.0]).to('cuda')
+except minicnn.cuda.CudaUnavailable as e:
+    print('refused:', e)
+"""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          env={"PYTHONPATH": f"{tmp_path}:{root}", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert "refused: device 'cuda': importing CuPy failed (RuntimeError: cupy was imported)" in proc.stdout

@@ -185,7 +185,7 @@ class FakeDevice(types.ModuleType):
         return _device_function(attr)
 
     # ---- host <-> device copies --------------------------------------------------------------
-    def asarray(self, a: Any, dtype: Any = None) -> FakeDeviceArray:
+    def asarray(self, a: Any, dtype: Any = None) -> Any:
         """Host data is copied in (a device array comes back unchanged when no cast is needed)."""
         if isinstance(a, FakeDeviceArray):
             return a if dtype is None or a.dtype == dtype else a.astype(dtype)
