@@ -1,5 +1,7 @@
 """GPU benchmark of minicnn's kernels (CUDA-event timing after warm-up) against the machine's copy
-bandwidth, im2col + cuBLAS and, where torch is importable, PyTorch + cuDNN. Writes one JSON file.
+bandwidth, im2col + cuBLAS and, where torch is importable, PyTorch + cuDNN; then the full float32
+training step of bench/bench_step.py's network at 180x180, batch 32 (minicnn on CuPy vs PyTorch +
+cuDNN). Writes one JSON file.
 
     python bench/bench_gpu.py --out results.json [--quick]
 
@@ -37,6 +39,72 @@ def timed(cp: Any, fn: Callable[[], Any], warmup: int = 3, reps: int = 20) -> fl
         b.synchronize()
         times.append(cp.cuda.get_elapsed_time(a, b) / 1e3)
     return float(np.median(times))
+
+
+def train_step(cp: Any, torch: Any, batch: int, size: int, reps: int = 10) -> dict:
+    """Median ms of one float32 training step on the GPU, minicnn vs PyTorch + cuDNN (same network and
+    weights as bench/bench_step.py), CUDA events around each step after warm-up."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_step  # the network definition shared with the CPU benchmark
+
+    import minicnn
+    from minicnn import nn
+    from minicnn.autograd import Tensor
+    from minicnn.optim import Adam
+
+    minicnn.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 1, size, size)).astype(np.float32)
+    y = (rng.random((batch, 1)) < 0.5).astype(np.float32)
+    model = bench_step.build(nn, size, lambda i, o: nn.SeparableConv2d(i, o, 3, padding="same"))
+    host_weights = [p.data.copy() for p in model.parameters()]
+    model.to("cuda")
+    opt, loss_fn = Adam(model.parameters(), lr=1e-3), nn.BCEWithLogitsLoss()
+    xm, ym = Tensor(x).to("cuda"), Tensor(y).to("cuda")
+
+    def step_m() -> None:
+        opt.zero_grad()
+        loss_fn(model(xm), ym).backward()
+        opt.step()
+
+    out: dict[str, Any] = {"batch": batch, "size": size, "dtype": "float32",
+                           "minicnn_ms": timed(cp, step_m, warmup=3, reps=reps) * 1e3}
+    print(f"train step {batch}x1x{size}x{size}: minicnn {out['minicnn_ms']:.2f} ms", flush=True)
+    if torch is not None:
+        torch.backends.cudnn.benchmark = True
+        bench_step.torch = torch
+        tmodel = bench_step.build(torch.nn, size, bench_step.torch_separable).cuda()
+        with torch.no_grad():
+            for w, q in zip(host_weights, tmodel.parameters()):
+                q.copy_(torch.from_numpy(w))
+        topt, tloss = torch.optim.Adam(tmodel.parameters(), lr=1e-3), torch.nn.BCEWithLogitsLoss()
+        xt, yt = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+
+        def step_t() -> None:
+            topt.zero_grad()
+            tloss(tmodel(xt), yt).backward()
+            topt.step()
+
+        def timed_torch() -> float:
+            for _ in range(3):
+                step_t()
+            torch.cuda.synchronize()
+            ts = []
+            for _ in range(reps):
+                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                a.record()
+                step_t()
+                b.record()
+                b.synchronize()
+                ts.append(a.elapsed_time(b))
+            return float(np.median(ts))
+        out["torch_cudnn_ms"] = timed_torch()
+        out["ratio"] = out["minicnn_ms"] / out["torch_cudnn_ms"]
+        out["target_ratio"] = 1.5
+        print(f"train step: torch+cuDNN {out['torch_cudnn_ms']:.2f} ms, ratio {out['ratio']:.2f} (target <= 1.5)",
+              flush=True)
+    return out
 
 
 def main() -> None:
@@ -141,6 +209,14 @@ def main() -> None:
 
     for width in (32, 64, 128):
         conv_case(width, width, hw // 2)
+
+    # the full training step (forward, BCE loss, backward, Adam) of bench/bench_step.py's network
+    try:
+        res["train_step"] = train_step(cp, torch if has_torch else None, batch=8 if args.quick else 32,
+                                       size=64 if args.quick else 180)
+    except Exception as e:  # noqa: BLE001 -- keep the kernel numbers even if the step fails
+        res["train_step"] = {"error": f"{type(e).__name__}: {e}"}
+        print(f"train step failed: {type(e).__name__}: {e}", flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")

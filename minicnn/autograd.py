@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import numpy as np
 
-from .backend import Array, BackendError, device_of, get_array_module, to_device
+from .backend import (Array, BackendError, DeviceMismatchError, device_of, get_array_module, gpu_module,
+                      normalize_device, to_device)
 
 _grad_enabled = True
 
@@ -154,18 +155,27 @@ class Tensor:
         return Tensor(self.data)
 
     def to(self, device: Any = None, dtype: Any = None) -> "Tensor":
-        """Copy to 'cpu'/'cuda' and/or another dtype; returns self when nothing changes."""
+        """Copy to 'cpu'/'cuda' and/or another dtype; returns self when nothing changes.
+
+        Both moves are recorded by autograd (the gradient flows back to the source device and
+        dtype), as in PyTorch. 'cuda' without a usable GPU raises minicnn.cuda.CudaUnavailable.
+        """
         if isinstance(device, (type, np.dtype)) and dtype is None:
             device, dtype = None, device
-        data = self.data
-        if device is not None:
-            data = to_device(data, device)
-        if dtype is not None and data.dtype != dtype:
-            return Cast(dtype)(Tensor(data, requires_grad=self.requires_grad) if data is not self.data else self)
-        if data is self.data:
-            return self
-        out = Tensor(data, requires_grad=self.requires_grad)
+        out = self
+        if device is not None and normalize_device(device) != self.device:
+            out = ToDevice(normalize_device(device))(out)
+        if dtype is not None and out.data.dtype != dtype:
+            out = Cast(dtype)(out)
         return out
+
+    def cuda(self) -> "Tensor":
+        """This tensor on the GPU (self if already there)."""
+        return self.to("cuda")
+
+    def cpu(self) -> "Tensor":
+        """This tensor on the CPU as NumPy (self if already there)."""
+        return self.to("cpu")
 
     def float(self) -> "Tensor":
         return self.to(dtype=np.float32)
@@ -189,7 +199,7 @@ class Tensor:
                                    f"shape {self.shape}. Reduce it first (e.g. .sum()) or pass grad=")
             g = xp.ones_like(self.data)
         else:
-            g = _to_array(grad, self.data.dtype)
+            g = to_device(_to_array(grad, self.data.dtype), self.device)
             if g.shape != self.shape:
                 raise ValueError(f"backward(grad=...) has shape {g.shape}, the output has shape {self.shape}")
 
@@ -353,6 +363,8 @@ class Function:
     def __call__(self, *inputs: Any) -> Tensor:
         like = next((x for x in inputs if isinstance(x, Tensor)), None)
         xs = tuple(as_tensor(x, like) for x in inputs)
+        if len(xs) > 1 and gpu_module() is not None:  # no GPU module loaded: every array is on the CPU
+            _check_same_device(self, xs)
         y = self.forward(*(x.data for x in xs))
         if isinstance(y, np.generic):  # NumPy reductions return scalars; keep arrays everywhere
             y = np.asarray(y)
@@ -406,6 +418,29 @@ class Function:
             if k not in keep:
                 delattr(self, k)
         self.inputs = None
+
+
+def _check_same_device(fn: "Function", xs: tuple[Tensor, ...]) -> None:
+    """Refuse an op whose inputs live on two devices (CuPy would fail later with a vaguer TypeError)."""
+    devices = [device_of(x.data) for x in xs]
+    if len(set(devices)) > 1:
+        where = ", ".join(f"input {i} {tuple(x.shape)} on {d}" for i, (x, d) in enumerate(zip(xs, devices)))
+        raise DeviceMismatchError(f"{type(fn).__name__}: inputs are on different devices ({where}); move them to "
+                                  f"one device first, e.g. t.to('cuda') or model.to('cuda')")
+
+
+class ToDevice(Function):
+    """Copy to another device; the gradient is copied back to the source device."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    def forward(self, x: Array) -> Array:
+        self.src = device_of(x)
+        return to_device(x, self.device)
+
+    def backward(self, gy: Array) -> Array:
+        return to_device(gy, self.src)
 
 
 class Cast(Function):

@@ -1,19 +1,17 @@
-"""The backend seam: dispatch by array module, BackendError without a GPU body, the GPU bodies
-(run here on NumPy arrays) against the loop references, per-backend RNG, releasable scratch."""
+"""The backend seam: dispatch by array module, BackendError without a GPU body, per-backend RNG,
+releasable scratch. (The GPU bodies are run against the loop references in test_gpu_bodies.py.)"""
 import types
 
 import numpy as np
 import pytest
 
 import minicnn
-from minicnn import backend, random as mrandom
+from minicnn import backend
+from minicnn import random as mrandom
 from minicnn.autograd import Function, Tensor
 from minicnn.backend import BackendError
-from minicnn.gradcheck import gradcheck
-from minicnn.ops import (BatchNormFn, Conv2dFn, DepthwiseConv2dFn, MaxPool2dFn, ReLU, batch_norm_naive,
-                         conv2d_naive, depthwise_conv2d_naive, dropout, max_pool2d_naive)
+from minicnn.ops import dropout
 from minicnn.ops.naive import MaxPool2dNaiveFn
-from test_conv_ops import check_vs_reference
 
 
 class FakeDeviceArray(np.ndarray):
@@ -33,7 +31,7 @@ def fake_cupy(monkeypatch, draws):
     mod = types.SimpleNamespace(ndarray=FakeDeviceArray, float32=np.float32, float64=np.float64,
                                 asarray=lambda a, dtype=None: np.asarray(a, dtype=dtype).view(FakeDeviceArray),
                                 random=types.SimpleNamespace(default_rng=Gen), __name__="fakecupy")
-    monkeypatch.setattr(backend, "cp", mod)
+    monkeypatch.setattr(backend, "_override", mod)
     monkeypatch.setattr(mrandom, "_gpu_rng", None)
     return mod
 
@@ -73,59 +71,8 @@ def test_missing_gpu_body_raises_naming_the_op_and_never_runs_the_cpu_body(monke
     assert issubclass(BackendError, NotImplementedError)
 
 
-def gpu_body(cls):
-    """The op with its GPU bodies in the CPU slots, so they run (and are tested) on NumPy arrays."""
-    return type(f"{cls.__name__}OnGpuBody", (cls,), {"forward_cpu": cls.forward_gpu, "backward_cpu": cls.backward_gpu})
-
-
-@pytest.mark.parametrize("kw", [dict(stride=1, padding=1), dict(stride=2, padding="same", dilation=1),
-                                dict(stride=(1, 2), padding=0, dilation=2), dict(stride=1, padding=0, groups=2)])
-def test_conv_gpu_body_is_the_reference(kw, rng):
-    x, w, b = rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((6, 4 // kw.get("groups", 1), 3, 3)), rng.standard_normal(6)
-    fast = lambda *t: gpu_body(Conv2dFn)(**kw)(*t)  # noqa: E731
-    check_vs_reference(fast, lambda *t: conv2d_naive(*t, **kw), [x, w, b], rng)
-    assert gradcheck(fast, [Tensor(a, requires_grad=True) for a in (x, w, b)])
-
-
-@pytest.mark.parametrize("kw", [dict(stride=1, padding="same"), dict(stride=2, padding=1), dict(dilation=2, padding=0)])
-@pytest.mark.parametrize("m", [1, 2])
-def test_depthwise_gpu_body_matches_naive(kw, m, rng):
-    x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((3 * m, 1, 3, 3)), rng.standard_normal(3 * m)
-    fast = lambda *t: gpu_body(DepthwiseConv2dFn)(**kw)(*t)  # noqa: E731
-    check_vs_reference(fast, lambda *t: depthwise_conv2d_naive(*t, **kw), [x, w, b], rng)
-    assert gradcheck(fast, [Tensor(a, requires_grad=True) for a in (x, w, b)])
-
-
-@pytest.mark.parametrize("case", [(2, None, 0), (3, 2, 1), (3, 1, "same"), ((2, 3), (1, 2), "same")])
-def test_max_pool_gpu_body_matches_naive(case, rng):
-    k, s, p = case
-    x = rng.permutation(2 * 3 * 8 * 7).reshape(2, 3, 8, 7) / 7.0
-    fast = lambda t: gpu_body(MaxPool2dFn)(k, s, p)(t)  # noqa: E731
-    check_vs_reference(fast, lambda t: max_pool2d_naive(t, k, s, p), [x], rng)
-    assert gradcheck(fast, [Tensor(x, requires_grad=True)])
-
-
-@pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_gpu_body_matches_naive(training, rng):
-    x, w, b = rng.standard_normal((4, 3, 5, 6)) * 2 + 3, rng.standard_normal(3), rng.standard_normal(3)
-    stats = [(np.full(3, 0.5), np.full(3, 2.0)) for _ in range(2)]
-
-    def fast(x, w, b):
-        return gpu_body(BatchNormFn)(*stats[0], training)(x, w, b)
-
-    def ref(x, w, b):
-        return batch_norm_naive(x, *stats[1], w, b, training=training)
-    check_vs_reference(fast, ref, [x, w, b], rng)
-    np.testing.assert_allclose(stats[0][0], stats[1][0], atol=1e-12)
-    assert gradcheck(lambda *t: gpu_body(BatchNormFn)(np.zeros(3), np.ones(3), training)(*t),
-                     [Tensor(a, requires_grad=True) for a in (x, w, b)])
-
-
-def test_relu_gpu_body(rng):
-    x = rng.standard_normal((3, 4))
-    f = gpu_body(ReLU)()
-    assert np.array_equal(f.forward(x), np.maximum(x, 0))
-    assert np.array_equal(f.backward(np.ones_like(x)), (x > 0).astype(float))
+# The GPU bodies themselves (kernels + cuBLAS) are executed on the CPU against these loop
+# references, with gradchecks, in tests/test_gpu_bodies.py (through the CPU stand-in of CuPy).
 
 
 # ---- random numbers ----------------------------------------------------------------------

@@ -44,7 +44,9 @@ class DataLoader:
     shuffle: a new permutation each epoch from (seed, epoch); the epoch advances by one per
     `iter()` or is set with `set_epoch`. sampler: an object with `sample(rng) -> indices` and
     `__len__` (e.g. WeightedRandomSampler), used instead of shuffling. num_workers threads keep
-    up to `num_workers * prefetch` batches in flight. device='cuda' moves each batch to the GPU.
+    up to `num_workers * prefetch` batches in flight. device='cuda' moves each batch to the GPU;
+    with workers, each worker copies its own batch (on its own CUDA stream, from pinned memory),
+    so the copies overlap the training step.
     """
 
     def __init__(self, dataset: Any, batch_size: int = 32, shuffle: bool = False, drop_last: bool = False,
@@ -120,13 +122,24 @@ class DataLoader:
                + (f" (file {path})" if path else "") + f" failed: {type(e).__name__}: {e}")
         return sample_error(e, msg, index, path, self.dataset)
 
-    def _move(self, batch: Any) -> Any:
+    def _move(self, batch: Any, in_worker: bool = False) -> Any:
         if self.device is None:
             return batch
-        from ..backend import to_device  # imported late: the data package works without the engine
+        from ..backend import normalize_device, to_device  # imported late: the data package works without the engine
+        device = self.device
+
+        def move(b: Any) -> Any:
+            if in_worker and normalize_device(device) == "cuda":
+                from ..cuda.transfer import to_device_in_worker  # own stream + pinned buffer: overlaps the step
+                return to_device_in_worker(b)
+            return to_device(b, device)
         if isinstance(batch, (tuple, list)):
-            return type(batch)(to_device(b, self.device) if isinstance(b, np.ndarray) else b for b in batch)
-        return to_device(batch, self.device)
+            return type(batch)(move(b) if isinstance(b, np.ndarray) else b for b in batch)
+        return move(batch)
+
+    def _load_moved(self, first: int, indices: np.ndarray, epoch: int) -> Any:
+        """A worker's task: load and collate, then copy to the device (so copies overlap training)."""
+        return self._move(self._load(first, indices, epoch), in_worker=True)
 
     def __iter__(self) -> Iterator[Any]:
         epoch = self.epoch  # claimed now, not at the first next(), so two iterators never share one
@@ -144,14 +157,14 @@ class DataLoader:
         pending: deque = deque()
         try:
             for first, indices in todo:
-                pending.append(pool.submit(self._load, first, indices, epoch))
+                pending.append(pool.submit(self._load_moved, first, indices, epoch))
                 if len(pending) >= self.num_workers * self.prefetch:
                     break
             while pending:
                 batch = pending.popleft().result()  # re-raises a worker's exception here
                 nxt = next(todo, None)
                 if nxt is not None:
-                    pending.append(pool.submit(self._load, nxt[0], nxt[1], epoch))
-                yield self._move(batch)
+                    pending.append(pool.submit(self._load_moved, nxt[0], nxt[1], epoch))
+                yield batch
         finally:  # also runs when the caller breaks out early: drop queued work, join the threads
             pool.shutdown(wait=True, cancel_futures=True)

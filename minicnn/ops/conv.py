@@ -4,7 +4,8 @@ im2col lays every window of the input out as a column, so the convolution is one
 product; backward is the same picture read the other way:
     gx = col2im(W^T @ gy)      (each column's gradient added back onto the pixels it read)
     gW = gy @ im2col(x)^T      (summed over the batch)
-That reference is the GPU body, and the baseline the CPU algorithms are tested against. On
+That reference is the baseline the CPU algorithms and the GPU body (our im2col/col2im kernels
+around cuBLAS, or a direct 3x3 kernel: `minicnn.ops.gpu_conv`) are tested against. On
 the CPU, `minicnn.cpu.conv` computes the same maths in cache-sized pieces ("pointwise",
 "wide", "strided"), chosen by `choose_conv_algorithm` unless `algorithm=` names one.
 """
@@ -50,7 +51,7 @@ class Conv2dFn(Function):
         self.pads, oh, ow = window_geometry(x.shape, self.k, self.stride, self.padding, self.dilation, who)
         self.x, self.w, self.has_bias, self.out_hw = x, w, b is not None, (oh, ow)
 
-    # ---- the reference: W @ im2col(x) (GPU body; on the CPU with algorithm="reference") ----
+    # ---- the reference: W @ im2col(x) (on the CPU with algorithm="reference") ----
     def _padding(self) -> tuple:
         """The resolved pads as ((top, bottom), (left, right)), a form im2col/col2im accept."""
         return (self.pads[0], self.pads[1]), (self.pads[2], self.pads[3])
@@ -89,8 +90,14 @@ class Conv2dFn(Function):
         gb = gy.reshape(n, o, -1).sum(axis=2).sum(axis=0) if self.needs_grad[2] else None
         return gx, gw, gb
 
-    forward_gpu = forward_reference
-    backward_gpu = backward_reference
+    # ---- GPU: im2col kernel + cuBLAS, or the direct 3x3 kernel (minicnn/ops/gpu_conv.py) ------
+    def forward_gpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+        from . import gpu_conv
+        return gpu_conv.conv_forward(self, x, w, b)
+
+    def backward_gpu(self, gy: Array) -> tuple:
+        from . import gpu_conv
+        return gpu_conv.conv_backward(self, gy)
 
     # ---- CPU: the reference or one of the cache-blocked algorithms --------------------------
     def forward_cpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:

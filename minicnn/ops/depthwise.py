@@ -3,7 +3,8 @@
 It is a grouped convolution with groups = C, but im2col over groups would build one big
 matrix product that is mostly zeros. The reference body below is a loop over the kh*kw taps
 (never over pixels): each tap is a strided slice of the padded input covering every output
-position, weighted per channel and summed. That is the GPU body; the CPU body
+position, weighted per channel and summed. The GPU body runs kernels/depthwise_conv.cu
+(`minicnn.ops.gpu_conv`; the reference for geometries outside its tiles); the CPU body
 (`minicnn.cpu.depthwise`) computes the same sums per sample and per block of channels, as
 small matrix products on the wide-row layout.
 """
@@ -95,8 +96,14 @@ class DepthwiseConv2dFn(Function):
             gx = gpad[:, :, t0:t0 + self.x_shape[2], l0:l0 + self.x_shape[3]]
         return self._with_bias(gy, gx, gw.reshape(self.w.shape) if gw is not None else None)
 
-    forward_gpu = forward_reference
-    backward_gpu = backward_reference
+    # ---- GPU: depthwise_conv.cu where it applies, else the reference (minicnn/ops/gpu_conv.py) ----
+    def forward_gpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+        from . import gpu_conv
+        return gpu_conv.depthwise_forward(self, x, w, b)
+
+    def backward_gpu(self, gy: Array) -> tuple:
+        from . import gpu_conv
+        return gpu_conv.depthwise_backward(self, gy)
 
     # ---- CPU: per sample and block of channels (minicnn.cpu.depthwise) ----------------------
     def forward_cpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:

@@ -5,8 +5,8 @@ moves the running statistics towards the batch mean and *unbiased* variance (PyT
 The backward is the closed form
     gx = gamma / sigma * (gy - mean(gy) - xhat * mean(gy * xhat))
 so it costs two passes over the data instead of a chain of small autograd ops. The GPU body
-is that maths as whole-array expressions; the CPU body (`minicnn.cpu.batchnorm`) runs the
-same passes block by block over threads.
+runs our kernels (`minicnn.ops.gpu_layers`: statistics, fused normalise + affine, backward
+reductions); the CPU body (`minicnn.cpu.batchnorm`) runs the same passes block by block over threads.
 """
 from __future__ import annotations
 
@@ -86,28 +86,14 @@ class BatchNormFn(Function):
             return gx
         return gx, ggamma if self.needs_grad[1] else None, gbeta.astype(ggamma.dtype) if self.needs_grad[2] else None
 
-    # ---- GPU (and reference): whole-array expressions ------------------------------------
+    # ---- GPU: bn_stats, fused normalise + affine and backward kernels (minicnn/ops/gpu_layers.py) --
     def forward_gpu(self, x: Array, weight: Optional[Array] = None, bias: Optional[Array] = None) -> Array:
-        x3 = self.x3
-        if self.training:
-            mean = x3.mean(axis=(0, 2))
-            d = x3 - mean[:, None]
-            var = (d * d).mean(axis=(0, 2))               # two passes: no cancellation
-        else:
-            mean, var = self._eval_stats()
-        scale, shift = self._scale_shift(mean, var, bias)
-        return (x3 * scale + shift).reshape(x.shape)
+        from . import gpu_layers
+        return gpu_layers.batchnorm_forward(self, x, weight, bias)
 
     def backward_gpu(self, gy: Array) -> Any:
-        xp = get_array_module(gy)
-        g3 = gy.reshape(self.x3.shape)                     # (N, C, L)
-        gbeta = g3.sum(axis=(0, 2), dtype=xp.float64)
-        sgx = (g3 * self.x3).sum(axis=(0, 2), dtype=xp.float64)
-        ggamma, k, u, v = self._grad_coefficients(gbeta, sgx)
-        gx = None
-        if self.needs_grad[0]:
-            gx = g3 * k if u is None else g3 * k + self.x3 * u + v
-        return self._grads(gx, ggamma, gbeta)
+        from . import gpu_layers
+        return gpu_layers.batchnorm_backward(self, gy)
 
     # ---- CPU: the same passes block by block over threads --------------------------------
     def forward_cpu(self, x: Array, weight: Optional[Array] = None, bias: Optional[Array] = None) -> Array:

@@ -2,8 +2,9 @@
 
 Max and average pooling loop over the kh*kw window taps (never over pixels): each tap is a
 strided slice of the padded input covering every output position at once. Max pooling has a
-CPU body (`minicnn.cpu.pooling`: per sample over threads, and a pairwise 2x2 path); the
-rest is plain array code for both backends.
+CPU body (`minicnn.cpu.pooling`: per sample over threads, and a pairwise 2x2 path); max and
+average pooling run on our kernels on the GPU (`minicnn.ops.gpu_layers`); the rest is plain
+array code for both backends.
 """
 from __future__ import annotations
 
@@ -50,26 +51,14 @@ class MaxPool2dFn(_WindowPool):
     Forward keeps, per output, the index of the winning tap; backward routes gy there.
     """
 
+    # ---- GPU: maxpool.cu, value and first-argmax index (minicnn/ops/gpu_layers.py) ----------
     def forward_gpu(self, x: Array) -> Array:
-        xp = get_array_module(x)
-        oh, ow = self.out_hw
-        xpad = pad_hw(x, self.pads, value=-float("inf"))
-        y = tap(xpad, self.taps[0][0], self.taps[0][1], self.stride, (1, 1), oh, ow).copy()
-        self.arg = xp.zeros(y.shape, dtype=np.int8 if len(self.taps) < 128 else np.int32)
-        for t, (i, j) in enumerate(self.taps[1:], start=1):
-            xs = tap(xpad, i, j, self.stride, (1, 1), oh, ow)
-            self.arg[xs > y] = t  # strict: on ties the earlier tap keeps the gradient
-            y = xp.maximum(y, xs)
-        self.pad_shape = xpad.shape
-        return y
+        from . import gpu_layers
+        return gpu_layers.maxpool_forward(self, x)
 
     def backward_gpu(self, gy: Array) -> Array:
-        xp = get_array_module(gy)
-        oh, ow = self.out_hw
-        gpad = xp.zeros(self.pad_shape, dtype=gy.dtype)
-        for t, (i, j) in enumerate(self.taps):
-            tap(gpad, i, j, self.stride, (1, 1), oh, ow)[...] += gy * (self.arg == t)
-        return self.crop(gpad)
+        from . import gpu_layers
+        return gpu_layers.maxpool_backward(self, gy)
 
     def forward_cpu(self, x: Array) -> Array:
         from ..cpu import pooling as kernels
@@ -110,6 +99,10 @@ class AvgPool2dFn(_WindowPool):
     def forward(self, x: Array) -> Array:
         self.setup(x)
         xp = get_array_module(x)
+        if xp is not np and not getattr(self, "ceil_mode", False):   # GPU: avgpool.cu (gpu_layers.py)
+            from . import gpu_layers
+            self.on_kernels = True
+            return gpu_layers.avgpool_forward(self, x)
         oh, ow = self.out_hw
         xpad = pad_hw(x, self.pads)
         y = xp.zeros((x.shape[0], x.shape[1], oh, ow), dtype=x.dtype)
@@ -121,6 +114,9 @@ class AvgPool2dFn(_WindowPool):
         return y
 
     def backward(self, gy: Array) -> Any:
+        if getattr(self, "on_kernels", False):
+            from . import gpu_layers
+            return gpu_layers.avgpool_backward(self, gy)
         xp = get_array_module(gy)
         oh, ow = self.out_hw
         g = gy / self.div

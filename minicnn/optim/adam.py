@@ -42,6 +42,13 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(p.data)
         state["step"] += 1
         t = state["step"]
+        if xp is not np and not group["amsgrad"] and p.data.flags.c_contiguous:
+            # the GPU body: one fused kernel pass over p, g, m, v (kernels/adam.cu), same formula and order
+            from ..cuda import launches
+            from ..ops.gpu import contiguous, kernels
+            launches.adam(kernels(xp, "adam"), p.data, contiguous(xp, grad), state["exp_avg"], state["exp_avg_sq"],
+                          t, lr, (beta1, beta2), eps, wd, self.decoupled)
+            return
 
         if wd != 0 and self.decoupled:
             p.data *= 1.0 - lr * wd

@@ -93,7 +93,9 @@ class Optimizer:
                                      f"of shape {p.data.shape}")
                 # Never modify `grad` in place: the array may be shared with other parameters.
                 grad = grad.astype(p.data.dtype, copy=False)
-                self._update(p, grad, self.state.setdefault(id(p), {}), group)
+                state = self.state.setdefault(id(p), {})
+                _follow(state, p)
+                self._update(p, grad, state, group)
 
     def _update(self, p: Tensor, grad: Any, state: dict, group: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _update()")
@@ -166,6 +168,14 @@ class Optimizer:
             opts = ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
             lines.append(f"  group {i}: {len(g['params'])} params, {opts}")
         return "\n".join(lines) + "\n)"
+
+
+def _follow(state: dict, p: Tensor) -> None:
+    """Move a parameter's state arrays to the parameter's device (after `model.to(device)`)."""
+    dev = device_of(p.data)
+    for k, v in state.items():
+        if hasattr(v, "shape") and hasattr(v, "dtype") and device_of(v) != dev:
+            state[k] = to_device(v, dev)
 
 
 def _check_ordered(name: str, params: Any) -> None:

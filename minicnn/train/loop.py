@@ -9,7 +9,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..autograd import Tensor, no_grad
-from ..backend import to_device
+from ..backend import normalize_device, to_device
+from ..data.loader import DataLoader
 from ..metrics import MetricTracker
 from ..nn.losses import sample_weights_from_class_weight
 from ..nn.module import Module
@@ -157,6 +158,19 @@ def _format_logs(logs: dict) -> str:
     return " - ".join(parts)
 
 
+def _feed_on_device(loaders: Iterable, device: str) -> list:
+    """Let minicnn DataLoaders that deliver host arrays copy batches to `device` in their worker
+    threads for the duration of fit (the copies then overlap the step); returns those changed."""
+    if normalize_device(device) == "cpu":
+        return []
+    fed = []
+    for loader in loaders:
+        if isinstance(loader, DataLoader) and loader.device is None and loader.num_workers > 0:
+            loader.device = device
+            fed.append(loader)
+    return fed
+
+
 def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = None, *, loss_fn: Any,
         optimizer: Any, epochs: int = 1, scheduler: Any = None, scheduler_interval: Optional[str] = None,
         class_weight: Optional[dict] = None, callbacks: Sequence[Callback] = (), device: str = "cpu",
@@ -195,7 +209,8 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
         if verbose:
             print(f"resumed from {resume}: continuing at epoch {start + 1}/{epochs}")
     trainer.history = history
-    model.to(device)
+    model.to(device)  # 'cuda' without a usable GPU: CudaUnavailable saying what is missing
+    fed = _feed_on_device((train_loader, val_loader), device)
     saved = start  # complete epochs in `checkpoint`, as far as this run knows
 
     def on_disk() -> str:
@@ -298,6 +313,8 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
         e.history = history  # type: ignore[attr-defined]
         raise
     finally:
+        for loader in fed:
+            loader.device = None
         if dist is not None:
             dist.close()
     for cb in cbs:
