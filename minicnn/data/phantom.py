@@ -13,7 +13,8 @@ the heart bulges to the image's right (the patient's left). Brighter means dense
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -205,7 +206,7 @@ class PhantomDataset(Dataset):
     classes = CLASSES
 
     def __init__(self, split: str = "train", n: int = 1000, size: int = 64, seed: int = 0,
-                 transform: Optional[Callable] = None, pneumonia_fraction: float = 0.5):
+                 transform: Callable | None = None, pneumonia_fraction: float = 0.5):
         if split not in SPLITS:
             raise ValueError(f"PhantomDataset: split must be one of {list(SPLITS)}, got {split!r}")
         derived = int(np.random.SeedSequence(int(seed), spawn_key=(SPLITS[split],)).generate_state(1)[0])

@@ -6,7 +6,7 @@ always returns CHW float32.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 from PIL import Image
@@ -23,7 +23,7 @@ RESAMPLE = {
 class Transform:
     """Base class: `t(img, rng=None)`; random transforms draw only from `rng` (see minicnn.data.rng)."""
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> Any:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> Any:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -69,7 +69,7 @@ def hw(img: ImageLike) -> tuple[int, int]:
     return int(img.shape[0]), int(img.shape[1])
 
 
-def pair(size: Union[int, tuple[int, int]], who: str) -> tuple[int, int]:
+def pair(size: int | tuple[int, int], who: str) -> tuple[int, int]:
     """An int or an (h, w) pair -> (h, w), validated positive."""
     h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if h <= 0 or w <= 0:
@@ -77,7 +77,7 @@ def pair(size: Union[int, tuple[int, int]], who: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def fill_for(img: Image.Image, fill: Union[int, tuple]) -> Union[int, tuple]:
+def fill_for(img: Image.Image, fill: int | tuple) -> int | tuple:
     """A fill value matching the image mode: a grey level for L, a tuple for RGB(A)."""
     bands = len(img.getbands())
     if bands == 1:

@@ -6,7 +6,7 @@ which is what Image.transform uses, so the identity matrix reproduces the image 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -17,7 +17,7 @@ from ._image import ImageLike, Transform, fill_for, like, resample, to_pil
 PAD_MODES = {"nearest": "edge", "reflect": "symmetric", "wrap": "wrap"}  # Keras/SciPy name -> np.pad name
 
 
-def affine_matrix(angle: float, translate: tuple[float, float], scale: Union[float, tuple[float, float]],
+def affine_matrix(angle: float, translate: tuple[float, float], scale: float | tuple[float, float],
                   shear: tuple[float, float], center: tuple[float, float]) -> np.ndarray:
     """Forward 3x3 map input -> output: shift by translate after rotating, shearing, scaling about center.
 
@@ -35,7 +35,7 @@ def affine_matrix(angle: float, translate: tuple[float, float], scale: Union[flo
     return back @ rotation @ shearing @ scaling @ to_origin
 
 
-def warp(img: Image.Image, forward: np.ndarray, fill: Union[int, tuple] = 0, interpolation: str = "bilinear",
+def warp(img: Image.Image, forward: np.ndarray, fill: int | tuple = 0, interpolation: str = "bilinear",
          fill_mode: str = "constant") -> Image.Image:
     """Apply a forward affine map; uncovered pixels get `fill` or, for fill_mode nearest/reflect/wrap,
     the padded image's content (done by padding with np.pad, then one Pillow warp)."""
@@ -55,7 +55,7 @@ def warp(img: Image.Image, forward: np.ndarray, fill: Union[int, tuple] = 0, int
                          resample=resample(interpolation), fillcolor=fill_for(img, fill))
 
 
-def _range(value: Union[float, Sequence[float], None], who: str, name: str) -> Optional[tuple[float, float]]:
+def _range(value: float | Sequence[float] | None, who: str, name: str) -> tuple[float, float] | None:
     """A symmetric number d -> (-d, d); a pair stays; None stays None."""
     if value is None:
         return None
@@ -76,9 +76,9 @@ class RandomAffine(Transform):
     Pixels uncovered by the warp get `fill`.
     """
 
-    def __init__(self, degrees: Union[float, Sequence[float]] = 0, translate: Optional[tuple[float, float]] = None,
-                 scale: Optional[tuple[float, float]] = None, shear: Union[float, Sequence[float], None] = None,
-                 fill: Union[int, tuple] = 0, interpolation: str = "bilinear"):
+    def __init__(self, degrees: float | Sequence[float] = 0, translate: tuple[float, float] | None = None,
+                 scale: tuple[float, float] | None = None, shear: float | Sequence[float] | None = None,
+                 fill: int | tuple = 0, interpolation: str = "bilinear"):
         self.degrees = _range(degrees, "RandomAffine", "degrees")
         if translate is not None and not all(0 <= t <= 1 for t in translate):
             raise ValueError(f"RandomAffine: translate fractions must lie in [0, 1], got {translate}")
@@ -104,7 +104,7 @@ class RandomAffine(Transform):
         shy = rng.uniform(*self.shear[1]) if self.shear[1] is not None else 0.0
         return angle, (tx, ty), s, (shx, shy)
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         pil = to_pil(img, type(self).__name__)
         angle, t, s, sh = self.params(pil.width, pil.height, get_rng(rng))
         forward = affine_matrix(angle, t, s, sh, (pil.width / 2, pil.height / 2))
@@ -114,6 +114,6 @@ class RandomAffine(Transform):
 class RandomRotation(RandomAffine):
     """Rotate by a random angle in (-degrees, degrees) or (min, max), about the centre."""
 
-    def __init__(self, degrees: Union[float, Sequence[float]], fill: Union[int, tuple] = 0,
+    def __init__(self, degrees: float | Sequence[float], fill: int | tuple = 0,
                  interpolation: str = "bilinear"):
         super().__init__(degrees, fill=fill, interpolation=interpolation)

@@ -10,7 +10,6 @@ by the grid are padded at the bottom/right by mirroring, then cropped back.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -120,7 +119,7 @@ class CLAHE(Transform):
     def __init__(self, clip_limit: float = 2.0, tile_grid: tuple[int, int] = (8, 8)):
         self.clip_limit, self.tile_grid = clip_limit, tuple(tile_grid)
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         a = np.asarray(to_pil(img, "CLAHE"))
         if a.ndim == 2:
             out = clahe(a, self.clip_limit, self.tile_grid)

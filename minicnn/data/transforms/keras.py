@@ -1,7 +1,7 @@
 """Augmentation with the parameters of Keras' ImageDataGenerator (the tutorials' favourite)."""
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +27,8 @@ class KerasAugment(Transform):
     rescale=1/255 gives values in [0, 1]); otherwise the image kind is kept.
     """
 
-    def __init__(self, rescale: Optional[float] = None, rotation_range: float = 0.0, width_shift_range: float = 0.0,
-                 height_shift_range: float = 0.0, shear_range: float = 0.0, zoom_range: Union[float, tuple] = 0.0,
+    def __init__(self, rescale: float | None = None, rotation_range: float = 0.0, width_shift_range: float = 0.0,
+                 height_shift_range: float = 0.0, shear_range: float = 0.0, zoom_range: float | tuple = 0.0,
                  horizontal_flip: bool = False, vertical_flip: bool = False, fill_mode: str = "nearest",
                  cval: int = 0, interpolation: str = "bilinear"):
         if fill_mode != "constant" and fill_mode not in PAD_MODES:
@@ -41,7 +41,7 @@ class KerasAugment(Transform):
         self.horizontal_flip, self.vertical_flip = horizontal_flip, vertical_flip
         self.fill_mode, self.cval, self.interpolation = fill_mode, cval, interpolation
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> Any:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> Any:
         rng = get_rng(rng)
         pil = to_pil(img, "KerasAugment")
         w, h = pil.size
