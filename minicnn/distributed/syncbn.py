@@ -108,7 +108,8 @@ class SyncBatchNorm(BatchNorm2d):
         if not self.training or comm.size == 1:
             return super().forward(x)
         if x.ndim not in self.ndims or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r}: expected input {self.layout} with C={self.num_features}, got shape {tuple(x.shape)}")
+            raise ValueError(f"{self!r}: expected input {self.layout} with C={self.num_features}, "
+                             f"got shape {tuple(x.shape)}")
         momentum = 0.0 if self.momentum is None else self.momentum
         rm = rv = None
         if self.track_running_stats:

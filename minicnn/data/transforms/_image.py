@@ -6,12 +6,12 @@ always returns CHW float32.
 """
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-ImageLike = Union[Image.Image, np.ndarray]
+ImageLike = Image.Image | np.ndarray
 
 RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,

@@ -98,7 +98,8 @@ class RandomAffine(Transform):
         angle = rng.uniform(*self.degrees)
         tx = ty = 0.0
         if self.translate is not None:
-            tx, ty = rng.uniform(-self.translate[0], self.translate[0]) * w, rng.uniform(-self.translate[1], self.translate[1]) * h
+            max_dx, max_dy = self.translate[0], self.translate[1]
+            tx, ty = rng.uniform(-max_dx, max_dx) * w, rng.uniform(-max_dy, max_dy) * h
         s = rng.uniform(*self.scale) if self.scale is not None else 1.0
         shx = rng.uniform(*self.shear[0]) if self.shear[0] is not None else 0.0
         shy = rng.uniform(*self.shear[1]) if self.shear[1] is not None else 0.0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import numpy as np
 from PIL import Image
@@ -10,7 +9,7 @@ from PIL import Image
 from ..rng import get_rng
 from ._image import ImageLike, Transform, check_array
 
-Stat = Union[float, Sequence[float]]
+Stat = float | Sequence[float]
 
 
 class ToArray(Transform):

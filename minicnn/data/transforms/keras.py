@@ -37,7 +37,8 @@ class KerasAugment(Transform):
         if not 0 < zoom[0] <= zoom[1]:
             raise ValueError(f"KerasAugment: zoom_range must give factors 0 < lo <= hi, got {zoom_range!r}")
         self.rescale, self.rotation_range, self.zoom_range = rescale, rotation_range, zoom
-        self.width_shift_range, self.height_shift_range, self.shear_range = width_shift_range, height_shift_range, shear_range
+        self.width_shift_range, self.height_shift_range = width_shift_range, height_shift_range
+        self.shear_range = shear_range
         self.horizontal_flip, self.vertical_flip = horizontal_flip, vertical_flip
         self.fill_mode, self.cval, self.interpolation = fill_mode, cval, interpolation
 
