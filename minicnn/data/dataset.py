@@ -45,7 +45,7 @@ class Subset(Dataset):
     The extra transform lets a train split augment while its validation sibling does not.
     """
 
-    def __init__(self, dataset: Any, indices: Sequence[int], transform: Callable | None = None):
+    def __init__(self, dataset: Any, indices: Sequence[int] | np.ndarray, transform: Callable | None = None):
         self.dataset = dataset
         self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = len(dataset)

@@ -52,7 +52,7 @@ class SyncBatchNormFn(Function):
                              f"got {int(total)} (this rank's input shape {x.shape})")
         mean = (counts * means).sum(axis=0) / total                # (C,)
         var = (m2s.sum(axis=0) + (counts * (means - mean) ** 2).sum(axis=0)) / total
-        if self.rm is not None:
+        if self.rm is not None and self.rv is not None:
             mom = self.momentum
             self.rm[...] = ((1 - mom) * self.rm + mom * mean).astype(self.rm.dtype)
             self.rv[...] = ((1 - mom) * self.rv + mom * var * (total / (total - 1))).astype(self.rv.dtype)

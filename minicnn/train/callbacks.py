@@ -120,7 +120,7 @@ class EarlyStopping(_Monitor):
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict) -> None:
         v = self._value(logs)
-        if self._improved(v):
+        if v is not None and self._improved(v):
             self.best, self.wait = v, 0
             return
         self.wait += 1
@@ -178,7 +178,7 @@ class GradientClipping(Callback):
         params = trainer.model.parameters()
         if self.max_norm is not None:
             clip_grad_norm_(params, self.max_norm)
-        else:
+        elif self.clip_value is not None:  # __init__ made sure exactly one of the two is set
             clip_grad_value_(params, self.clip_value)
 
 

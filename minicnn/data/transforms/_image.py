@@ -6,10 +6,13 @@ always returns CHW float32.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:  # only named in annotations, which `from __future__ import annotations` leaves unevaluated
+    from typing_extensions import TypeIs
 
 ImageLike = Image.Image | np.ndarray
 
@@ -69,6 +72,11 @@ def hw(img: ImageLike) -> tuple[int, int]:
     return int(img.shape[0]), int(img.shape[1])
 
 
+def is_number(value: object) -> TypeIs[int | float]:
+    """np.isscalar(value), told to mypy: a single number here, a sequence of numbers otherwise."""
+    return bool(np.isscalar(value))
+
+
 def pair(size: int | tuple[int, int], who: str) -> tuple[int, int]:
     """An int or an (h, w) pair -> (h, w), validated positive."""
     h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
@@ -81,5 +89,5 @@ def fill_for(img: Image.Image, fill: int | tuple) -> int | tuple:
     """A fill value matching the image mode: a grey level for L, a tuple for RGB(A)."""
     bands = len(img.getbands())
     if bands == 1:
-        return int(fill if np.isscalar(fill) else fill[0])
-    return tuple([int(fill)] * bands) if np.isscalar(fill) else tuple(int(v) for v in fill)
+        return int(fill if is_number(fill) else fill[0])
+    return tuple([int(fill)] * bands) if is_number(fill) else tuple(int(v) for v in fill)

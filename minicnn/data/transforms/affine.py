@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from ..rng import get_rng
-from ._image import ImageLike, Transform, fill_for, like, resample, to_pil
+from ._image import ImageLike, Transform, fill_for, is_number, like, resample, to_pil
 
-PAD_MODES = {"nearest": "edge", "reflect": "symmetric", "wrap": "wrap"}  # Keras/SciPy name -> np.pad name
+PadMode = Literal["edge", "symmetric", "wrap"]
+PAD_MODES: dict[str, PadMode] = {"nearest": "edge", "reflect": "symmetric", "wrap": "wrap"}  # Keras/SciPy -> np.pad
 
 
 def affine_matrix(angle: float, translate: tuple[float, float], scale: float | tuple[float, float],
@@ -24,7 +26,7 @@ def affine_matrix(angle: float, translate: tuple[float, float], scale: float | t
     angle and shear in degrees; positive angle turns the picture counter-clockwise; scale > 1 enlarges.
     """
     cx, cy = center
-    sx, sy = (scale, scale) if np.isscalar(scale) else scale
+    sx, sy = (scale, scale) if is_number(scale) else scale
     a = math.radians(angle)
     to_origin = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
     scaling = np.diag([sx, sy, 1.0])
@@ -55,11 +57,9 @@ def warp(img: Image.Image, forward: np.ndarray, fill: int | tuple = 0, interpola
                          resample=resample(interpolation), fillcolor=fill_for(img, fill))
 
 
-def _range(value: float | Sequence[float] | None, who: str, name: str) -> tuple[float, float] | None:
-    """A symmetric number d -> (-d, d); a pair stays; None stays None."""
-    if value is None:
-        return None
-    if np.isscalar(value):
+def _range(value: float | Sequence[float], who: str, name: str) -> tuple[float, float]:
+    """A symmetric number d -> (-d, d); a pair stays."""
+    if is_number(value):
         if value < 0:
             raise ValueError(f"{who}: {name} must be >= 0 when given as one number, got {value}")
         return (-float(value), float(value))
@@ -85,7 +85,10 @@ class RandomAffine(Transform):
         if scale is not None and not 0 < scale[0] <= scale[1]:
             raise ValueError(f"RandomAffine: scale must be (min, max) with 0 < min <= max, got {scale}")
         self.translate, self.scale, self.fill, self.interpolation = translate, scale, fill, interpolation
-        if shear is None or np.isscalar(shear) or len(shear) == 2:
+        self.shear: tuple[tuple[float, float] | None, tuple[float, float] | None]
+        if shear is None:
+            self.shear = (None, None)
+        elif is_number(shear) or len(shear) == 2:
             self.shear = (_range(shear, "RandomAffine", "shear"), None)
         elif len(shear) == 4:
             self.shear = (_range(shear[:2], "RandomAffine", "shear"), _range(shear[2:], "RandomAffine", "shear"))

@@ -35,7 +35,7 @@ class Normalize(Transform):
         if np.any(self.std <= 0):
             raise ValueError(f"Normalize: std must be > 0, got {self.std.tolist()}")
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    def __call__(self, x: ImageLike, rng: np.random.Generator | None = None) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.ndim != 3 or not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"Normalize: expected a float (C, H, W) array (use ToArray first), got "
                             f"{type(x).__name__} {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}")

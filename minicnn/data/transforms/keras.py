@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from ..rng import get_rng
-from ._image import ImageLike, Transform, like, to_pil
+from ._image import ImageLike, Transform, is_number, like, to_pil
 from .affine import PAD_MODES, affine_matrix, warp
 from .array import ToArray
 
@@ -28,15 +28,17 @@ class KerasAugment(Transform):
     """
 
     def __init__(self, rescale: float | None = None, rotation_range: float = 0.0, width_shift_range: float = 0.0,
-                 height_shift_range: float = 0.0, shear_range: float = 0.0, zoom_range: float | tuple = 0.0,
-                 horizontal_flip: bool = False, vertical_flip: bool = False, fill_mode: str = "nearest",
-                 cval: int = 0, interpolation: str = "bilinear"):
+                 height_shift_range: float = 0.0, shear_range: float = 0.0,
+                 zoom_range: float | tuple[float, float] = 0.0, horizontal_flip: bool = False,
+                 vertical_flip: bool = False, fill_mode: str = "nearest", cval: int = 0,
+                 interpolation: str = "bilinear"):
         if fill_mode != "constant" and fill_mode not in PAD_MODES:
             raise ValueError(f"KerasAugment: fill_mode must be constant, nearest, reflect or wrap, got {fill_mode!r}")
-        zoom = (1 - zoom_range, 1 + zoom_range) if np.isscalar(zoom_range) else tuple(zoom_range)
-        if not 0 < zoom[0] <= zoom[1]:
+        zoom = (1 - zoom_range, 1 + zoom_range) if is_number(zoom_range) else tuple(zoom_range)
+        if len(zoom) != 2 or not 0 < zoom[0] <= zoom[1]:
             raise ValueError(f"KerasAugment: zoom_range must give factors 0 < lo <= hi, got {zoom_range!r}")
-        self.rescale, self.rotation_range, self.zoom_range = rescale, rotation_range, zoom
+        self.rescale, self.rotation_range = rescale, rotation_range
+        self.zoom_range: tuple[float, float] = (zoom[0], zoom[1])
         self.width_shift_range, self.height_shift_range = width_shift_range, height_shift_range
         self.shear_range = shear_range
         self.horizontal_flip, self.vertical_flip = horizontal_flip, vertical_flip
