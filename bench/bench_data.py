@@ -32,7 +32,7 @@ def images_per_second(dataset, workers: int, batch_size: int, repeats: int, step
     for _ in range(repeats):
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, seed=0, num_workers=workers)
         start, n = time.perf_counter(), 0
-        for images, labels in loader:
+        for _images, labels in loader:
             n += len(labels)
             if step_ms:
                 time.sleep(step_ms / 1000)
@@ -60,7 +60,8 @@ def main() -> None:
     picked = np.random.default_rng(0).choice(len(folder), size=min(args.images, len(folder)), replace=False)
     dataset = Subset(folder, picked)
     print(f"python {platform.python_version()}, numpy {np.__version__}, pillow {PIL.__version__}, "
-          f"{os.cpu_count()} CPUs, {args.threads} BLAS threads; {len(dataset)} images from {args.root}; step {args.step_ms} ms/batch")
+          f"{os.cpu_count()} CPUs, {args.threads} BLAS threads; {len(dataset)} images from {args.root}; "
+          f"step {args.step_ms} ms/batch")
     for w in args.workers:
         rate = images_per_second(dataset, w, args.batch_size, args.repeats, args.step_ms)
         print(f"num_workers={w}: {rate:7.0f} images/s")

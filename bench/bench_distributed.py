@@ -121,7 +121,8 @@ def time_steps(comm) -> None:
         print(f"{ARGS.model} {ARGS.size}px, {comm.size} rank(s) x batch {ARGS.batch}, {len(model.buckets)} buckets of "
               f"<= {ARGS.bucket_mb} MB, gradient {grad_mb:.2f} MB, threads/rank {minicnn.get_num_threads()}, "
               f"BLAS {os.environ['OPENBLAS_NUM_THREADS']}")
-        print(f"  step {worst * 1e3:.0f} ms (slowest rank; median of {len(times)}), {comm.size * ARGS.batch / worst:.1f} img/s;"
+        print(f"  step {worst * 1e3:.0f} ms (slowest rank; median of {len(times)}),"
+              f" {comm.size * ARGS.batch / worst:.1f} img/s;"
               f" comm {comm_s * 1e3:.1f} ms = {100 * comm_s / step_s:.1f}% of the step;"
               f" one blocking all-reduce of the whole gradient {raw * 1e3:.1f} ms")
 

@@ -22,7 +22,7 @@ if "threads" in SPEC:  # the parent set these too; repeated here so the worker s
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "MINICNN_NUM_THREADS"):
         os.environ[_var] = str(SPEC["threads"])
 
-import numpy as np
+import numpy as np  # noqa: E402  (after the thread variables: BLAS reads them when NumPy loads)
 
 
 def protocol_stream() -> TextIO:

@@ -1,7 +1,7 @@
 """Finite-difference gradient checking, public so students can check their own ops."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -147,7 +147,7 @@ def _encode(obj: Any, path: str, arrays: dict[str, np.ndarray]) -> dict:
         while name in arrays or name == MANIFEST or name.endswith(".npy"):
             name += "~"
         arrays[name] = arr
-        node = {"t": "array", "name": name}
+        node: dict[str, Any] = {"t": "array", "name": name}
         if isinstance(obj, np.generic):
             node["scalar"] = True
         return node

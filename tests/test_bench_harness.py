@@ -17,7 +17,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))
-import harness
+import harness  # noqa: E402  (bench/ is not a package: importable only once on sys.path)
 
 FAKE = textwrap.dedent('''
     """Two fake frameworks computing y = x @ w; fake_a optionally off by options['error']."""

@@ -31,7 +31,8 @@ def test_clahe_without_clipping_on_one_tile_is_histogram_equalisation():
 def test_clahe_transform_keeps_kind_and_rejects_bad_input():
     img = np.random.default_rng(1).integers(0, 256, (24, 24, 3), dtype=np.uint8)
     out = T.CLAHE(2.0, (2, 2))(img)
-    assert out.shape == img.shape and np.array_equal(out[:, :, 1], T.clahe(np.ascontiguousarray(img[:, :, 1]), 2.0, (2, 2)))
+    green = np.ascontiguousarray(img[:, :, 1])
+    assert out.shape == img.shape and np.array_equal(out[:, :, 1], T.clahe(green, 2.0, (2, 2)))
     with pytest.raises(TypeError, match="uint8 \\(H, W\\)"):
         T.clahe(img.astype(np.float32)[:, :, 0])
 

@@ -6,8 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from minicnn.data import NpzDataset, PneumoniaMNIST, download_url, md5sum
-from minicnn.data import medmnist
+from minicnn.data import NpzDataset, PneumoniaMNIST, download_url, md5sum, medmnist
 
 SIZES = {"train": 12, "val": 4, "test": 6}
 

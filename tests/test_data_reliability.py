@@ -5,13 +5,26 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import data_dir
 from PIL import Image
 
-from conftest import data_dir
-from minicnn.data import (DataError, DataLoader, DownloadError, ImageFolder, ImageLoadError, NpzDataset, PneumoniaMNIST,
-                          SampleError, Subset, check_images, check_labels, check_split_folder, default_collate,
-                          md5sum)
-from minicnn.data import medmnist
+from minicnn.data import (
+    DataError,
+    DataLoader,
+    DownloadError,
+    ImageFolder,
+    ImageLoadError,
+    NpzDataset,
+    PneumoniaMNIST,
+    SampleError,
+    Subset,
+    check_images,
+    check_labels,
+    check_split_folder,
+    default_collate,
+    md5sum,
+    medmnist,
+)
 
 COUNTS = {"train": (3, 5), "val": (2, 2), "test": (2, 3)}
 

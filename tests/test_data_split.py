@@ -2,8 +2,17 @@
 import numpy as np
 import pytest
 
-from minicnn.data import (ConcatDataset, DataLoader, Subset, WeightedRandomSampler, class_weights, get_targets,
-                          oversample, random_split, train_test_split)
+from minicnn.data import (
+    ConcatDataset,
+    DataLoader,
+    Subset,
+    WeightedRandomSampler,
+    class_weights,
+    get_targets,
+    oversample,
+    random_split,
+    train_test_split,
+)
 
 
 class Labels:

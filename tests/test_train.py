@@ -6,8 +6,16 @@ import pytest
 
 import minicnn
 from minicnn import nn, optim
-from minicnn.train import (EarlyStopping, GradientClipping, ModelCheckpoint, NonFiniteLossError, evaluate, fit,
-                           predict, predict_proba)
+from minicnn.train import (
+    EarlyStopping,
+    GradientClipping,
+    ModelCheckpoint,
+    NonFiniteLossError,
+    evaluate,
+    fit,
+    predict,
+    predict_proba,
+)
 
 
 def spirals(n=400, seed=0):

@@ -25,7 +25,8 @@ from .wrappers import WithTransform, balanced_subset
 
 __all__ = [
     "transforms", "Dataset", "Subset", "ConcatDataset", "get_targets", "NpzDataset", "PneumoniaMNIST",
-    "PhantomDataset", "make_phantoms", "ImageFolder", "ImageLoadError", "load_image", "IMG_EXTENSIONS", "DataLoader", "default_collate",
+    "PhantomDataset", "make_phantoms", "ImageFolder", "ImageLoadError", "load_image", "IMG_EXTENSIONS",
+    "DataLoader", "default_collate",
     "random_split", "train_test_split", "class_weights", "oversample", "WeightedRandomSampler",
     "download_url", "md5sum", "default_root", "get_rng", "make_rng", "sample_rng", "seed_transforms",
     "DataError", "DownloadError", "MissingArrayError", "SampleError", "check_labels", "check_split_folder",

@@ -1,7 +1,8 @@
 """Class-imbalance helpers: Keras-style class weights, oversampling, a weighted sampler."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ def class_weights(targets: Any) -> dict[int, float]:
     return {int(c): float(y.size / (len(classes) * n)) for c, n in zip(classes, counts)}
 
 
-def oversample(dataset: Any, transform: Optional[Callable] = None, seed: Optional[int] = 0) -> ConcatDataset:
+def oversample(dataset: Any, transform: Callable | None = None, seed: int | None = 0) -> ConcatDataset:
     """Pad every minority class up to the majority count with (optionally augmented) copies.
 
     Whole extra copies of a class come first, the remainder is a seeded random pick without
@@ -52,7 +53,7 @@ class WeightedRandomSampler:
     1 / its class count, which gives every class the same expected share of each batch.
     """
 
-    def __init__(self, weights: Any, num_samples: Optional[int] = None, replacement: bool = True):
+    def __init__(self, weights: Any, num_samples: int | None = None, replacement: bool = True):
         w = np.asarray(weights, dtype=np.float64).reshape(-1)
         if w.size == 0 or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
             raise ValueError("WeightedRandomSampler: weights must be finite, >= 0 and not all zero")
@@ -64,7 +65,7 @@ class WeightedRandomSampler:
                              f"replacement from {np.count_nonzero(w)} non-zero weights")
 
     @classmethod
-    def from_targets(cls, targets: Any, num_samples: Optional[int] = None) -> "WeightedRandomSampler":
+    def from_targets(cls, targets: Any, num_samples: int | None = None) -> WeightedRandomSampler:
         """Balanced sampler: each sample weighted by the inverse of its class frequency."""
         y = _as_targets(targets)
         _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)

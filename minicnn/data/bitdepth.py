@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Optional
 
 import numpy as np
 
@@ -19,7 +18,7 @@ CANDIDATE_BITS = (8, 10, 12, 14, 16, 24, 32)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def png_significant_bits(path: str | os.PathLike) -> Optional[int]:
+def png_significant_bits(path: str | os.PathLike) -> int | None:
     """The grey sample's significant bits from a PNG's sBIT chunk, or None (no PNG, no chunk)."""
     try:
         with open(path, "rb") as f:
@@ -40,7 +39,7 @@ def png_significant_bits(path: str | os.PathLike) -> Optional[int]:
         return None
 
 
-def detect_bits(max_value: float, declared: Optional[int] = None) -> int:
+def detect_bits(max_value: float, declared: int | None = None) -> int:
     """Bit depth for an image whose largest value is `max_value` (see the module docstring)."""
     if declared is not None:
         if not 1 <= int(declared) <= 32:

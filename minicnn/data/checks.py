@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,8 +47,8 @@ def check_split_folder(path: str | os.PathLike, splits: Sequence[str] = ("train"
     return path
 
 
-def check_labels(dataset: Any, num_classes: int = 2, where: Optional[str] = None,
-                 class_names: Optional[Sequence[str]] = None) -> np.ndarray:
+def check_labels(dataset: Any, num_classes: int = 2, where: str | None = None,
+                 class_names: Sequence[str] | None = None) -> np.ndarray:
     """Labels must be 0..num_classes-1 with every class present; returns the per-class counts.
 
     Catches an empty split, a 3-class file given to a binary model and a one-class split
@@ -70,7 +71,7 @@ def check_labels(dataset: Any, num_classes: int = 2, where: Optional[str] = None
     return counts
 
 
-def check_images(dataset: Any, limit: Optional[int] = None) -> None:
+def check_images(dataset: Any, limit: int | None = None) -> None:
     """Decode the files of an ImageFolder (the first `limit`, or all) so a bad one fails now, by path."""
     from .folder import load_image  # late: folder imports this package's errors
     samples = getattr(dataset, "samples", None)

@@ -13,7 +13,8 @@ Image rule, per array field of 2 or 3 dimensions (PIL images become arrays first
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image

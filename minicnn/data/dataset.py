@@ -6,7 +6,8 @@ stratified splits and class weights instant.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ class Subset(Dataset):
     The extra transform lets a train split augment while its validation sibling does not.
     """
 
-    def __init__(self, dataset: Any, indices: Sequence[int], transform: Optional[Callable] = None):
+    def __init__(self, dataset: Any, indices: Sequence[int] | np.ndarray, transform: Callable | None = None):
         self.dataset = dataset
         self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = len(dataset)
@@ -68,7 +69,7 @@ class Subset(Dataset):
         return get_targets(self.dataset)[self.indices]
 
     @property
-    def classes(self) -> Optional[list]:
+    def classes(self) -> list | None:
         return getattr(self.dataset, "classes", None)
 
 
@@ -94,5 +95,5 @@ class ConcatDataset(Dataset):
         return np.concatenate([get_targets(d) for d in self.datasets])
 
     @property
-    def classes(self) -> Optional[list]:
+    def classes(self) -> list | None:
         return getattr(self.datasets[0], "classes", None)

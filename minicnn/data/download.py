@@ -5,8 +5,9 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from tqdm import tqdm
 
@@ -26,8 +27,8 @@ def _default_opener(url: str) -> Any:
     return urllib.request.urlopen(url, timeout=60)
 
 
-def download_url(url: str, dest: str | os.PathLike, md5: Optional[str] = None,
-                 opener: Optional[Callable[[str], Any]] = None, progress: bool = True) -> Path:
+def download_url(url: str, dest: str | os.PathLike, md5: str | None = None,
+                 opener: Callable[[str], Any] | None = None, progress: bool = True) -> Path:
     """Fetch `url` to `dest`: stream into a temp file beside it, check md5, then rename into place.
 
     `opener(url)` must return a file-like response (default: urllib's urlopen); tests pass a

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class MissingArrayError(DataError, KeyError):
 class SampleError(DataError):
     """Loading one sample failed; `index`, `path` (if known) and `dataset` say which, `__cause__` why."""
 
-    def __init__(self, message: str, index: int, path: Optional[str] = None, dataset: Any = None):
+    def __init__(self, message: str, index: int, path: str | None = None, dataset: Any = None):
         super().__init__(message)
         self.index, self.path, self.dataset = index, path, dataset
 
@@ -72,7 +72,7 @@ def read_npz_array(z: Any, key: str, path: str | os.PathLike, who: str) -> np.nd
 _wrappers: dict[type, type] = {}
 
 
-def sample_error(cause: BaseException, message: str, index: int, path: Optional[str] = None,
+def sample_error(cause: BaseException, message: str, index: int, path: str | None = None,
                  dataset: Any = None) -> SampleError:
     """A SampleError that is also an instance of `cause`'s class (so `except OSError` still works)."""
     cls = type(cause)

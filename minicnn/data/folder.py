@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -27,8 +28,8 @@ def _hidden(name: str) -> bool:
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
-def to_uint8(img: Image.Image, grayscale: Optional[bool], bits: Optional[int] = None,
-             declared_bits: Optional[int] = None) -> np.ndarray:
+def to_uint8(img: Image.Image, grayscale: bool | None, bits: int | None = None,
+             declared_bits: int | None = None) -> np.ndarray:
     """Decoded PIL image -> (H, W, C) uint8 with C = 1 (grayscale) or 3 (colour).
 
     Values are kept, mode by mode:
@@ -63,7 +64,7 @@ def to_uint8(img: Image.Image, grayscale: Optional[bool], bits: Optional[int] = 
     return out[:, :, None] if out.ndim == 2 else out  # (H, W) -> (H, W, 1)
 
 
-def load_image(path: str | os.PathLike, grayscale: Optional[bool] = None, bits: Optional[int] = None) -> np.ndarray:
+def load_image(path: str | os.PathLike, grayscale: bool | None = None, bits: int | None = None) -> np.ndarray:
     """Decode an image file to (H, W, C) uint8 keeping its values (rules: `to_uint8`).
 
     bits: the significant bits of 16-bit files when known (e.g. 12); default: the PNG's sBIT
@@ -113,9 +114,9 @@ class ImageFolder(Dataset):
     next readable sample, so the dataset length and batch shapes stay stable.
     """
 
-    def __init__(self, root: str | os.PathLike, transform: Optional[Callable] = None,
-                 extensions: Sequence[str] = IMG_EXTENSIONS, grayscale: Optional[bool] = None,
-                 on_error: str = "raise", bits: Optional[int] = None):
+    def __init__(self, root: str | os.PathLike, transform: Callable | None = None,
+                 extensions: Sequence[str] = IMG_EXTENSIONS, grayscale: bool | None = None,
+                 on_error: str = "raise", bits: int | None = None):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"ImageFolder: on_error must be 'raise' or 'skip', got {on_error!r}")
         self.root = Path(root)

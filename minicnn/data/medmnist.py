@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -51,8 +51,8 @@ class PneumoniaMNIST(NpzDataset):
     FileNotFoundError (download=False) or DownloadError: only those two may justify a fallback.
     """
 
-    def __init__(self, split: str = "train", size: int = 28, root: Optional[str | os.PathLike] = None,
-                 download: bool = True, transform: Optional[Callable] = None, url: Optional[str] = None,
+    def __init__(self, split: str = "train", size: int = 28, root: str | os.PathLike | None = None,
+                 download: bool = True, transform: Callable | None = None, url: str | None = None,
                  strict_md5: bool = False):
         if split not in SPLITS:
             raise ValueError(f"PneumoniaMNIST: split must be one of {SPLITS}, got {split!r}")

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +20,9 @@ class NpzDataset(Dataset):
     arrays that could only be loaded with pickle (object dtype) are skipped.
     """
 
-    def __init__(self, path: str | os.PathLike, split: str = "train", images_key: Optional[str] = None,
-                 labels_key: Optional[str] = None, transform: Optional[Callable] = None,
-                 classes: Optional[Sequence[str]] = None):
+    def __init__(self, path: str | os.PathLike, split: str = "train", images_key: str | None = None,
+                 labels_key: str | None = None, transform: Callable | None = None,
+                 classes: Sequence[str] | None = None):
         self.path = Path(path)
         self.split = split
         self.transform = transform

@@ -13,7 +13,8 @@ the heart bulges to the image's right (the patient's left). Brighter means dense
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,8 @@ def _smooth_field(g: np.ndarray, d: _Draws, waves: int, freq: tuple[float, float
     return (np.cos(b) @ np.sin(a) + np.sin(b) @ np.cos(a)) / np.sqrt(waves)
 
 
-def _blobs(g: np.ndarray, amp: np.ndarray, bx: np.ndarray, by: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+def _blobs(g: np.ndarray, amp: np.ndarray, bx: np.ndarray, by: np.ndarray,
+           sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
     """Sum of axis-aligned Gaussians (N, H, W) on grid g; amp, centres and widths are (N, K, 1, 1)."""
     ex = np.exp(-0.5 * ((g - bx) / sx) ** 2)[:, :, 0, :]                 # (N, K, W)
     ey = (amp * np.exp(-0.5 * ((g - by) / sy) ** 2))[:, :, 0, :]         # (N, K, H)
@@ -170,7 +172,8 @@ def _render(u: np.ndarray, noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.clip(img, 0.0, 1.0)
 
 
-def make_phantoms(n: int, size: int = 64, seed: int = 0, pneumonia_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def make_phantoms(n: int, size: int = 64, seed: int = 0,
+                  pneumonia_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic chest X-rays: images uint8 (N, size, size) and labels int64 (N,), 1 = pneumonia.
 
     Exactly round(n * pneumonia_fraction) images are pneumonia, in random order. Everything
@@ -205,7 +208,7 @@ class PhantomDataset(Dataset):
     classes = CLASSES
 
     def __init__(self, split: str = "train", n: int = 1000, size: int = 64, seed: int = 0,
-                 transform: Optional[Callable] = None, pneumonia_fraction: float = 0.5):
+                 transform: Callable | None = None, pneumonia_fraction: float = 0.5):
         if split not in SPLITS:
             raise ValueError(f"PhantomDataset: split must be one of {list(SPLITS)}, got {split!r}")
         derived = int(np.random.SeedSequence(int(seed), spawn_key=(SPLITS[split],)).generate_state(1)[0])

@@ -8,8 +8,8 @@ Outside a loader the fallback is a module-wide generator (reseed it with `seed_t
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -33,7 +33,7 @@ def sample_rng(rng: np.random.Generator) -> Iterator[np.random.Generator]:
         _local.rng = previous
 
 
-def get_rng(rng: Optional[np.random.Generator] = None) -> np.random.Generator:
+def get_rng(rng: np.random.Generator | None = None) -> np.random.Generator:
     """`rng` if given, else the generator installed by `sample_rng`, else the module fallback."""
     if rng is not None:
         return rng

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .dataset import Subset, get_targets
 
 
-def _counts(lengths: Sequence[Union[int, float]], n: int) -> list[int]:
+def _counts(lengths: Sequence[int | float], n: int) -> list[int]:
     """Split sizes from absolute counts, or from fractions summing to 1 (remainder to the first)."""
     if all(isinstance(x, (int, np.integer)) for x in lengths):
         counts = [int(x) for x in lengths]
@@ -24,7 +25,7 @@ def _counts(lengths: Sequence[Union[int, float]], n: int) -> list[int]:
     return counts
 
 
-def random_split(dataset: Any, lengths: Sequence[Union[int, float]], seed: Optional[int] = None) -> list[Subset]:
+def random_split(dataset: Any, lengths: Sequence[int | float], seed: int | None = None) -> list[Subset]:
     """Shuffle the indices with `seed` and cut them into Subsets of the given sizes or fractions."""
     n = len(dataset)
     perm = np.random.default_rng(seed).permutation(n)
@@ -42,8 +43,8 @@ def _allocate(class_sizes: np.ndarray, n_test: int) -> np.ndarray:
     return np.minimum(alloc, class_sizes)
 
 
-def train_test_split(dataset: Any, test_size: Union[float, int] = 0.2, stratify: bool = True,
-                     seed: Optional[int] = 0) -> tuple[Subset, Subset]:
+def train_test_split(dataset: Any, test_size: float | int = 0.2, stratify: bool = True,
+                     seed: int | None = 0) -> tuple[Subset, Subset]:
     """Split into (train, test) Subsets; stratified splits keep each class's share in both."""
     n = len(dataset)
     n_test = int(math.ceil(test_size * n)) if isinstance(test_size, float) else int(test_size)

@@ -52,7 +52,7 @@ class SyncBatchNormFn(Function):
                              f"got {int(total)} (this rank's input shape {x.shape})")
         mean = (counts * means).sum(axis=0) / total                # (C,)
         var = (m2s.sum(axis=0) + (counts * (means - mean) ** 2).sum(axis=0)) / total
-        if self.rm is not None:
+        if self.rm is not None and self.rv is not None:
             mom = self.momentum
             self.rm[...] = ((1 - mom) * self.rm + mom * mean).astype(self.rm.dtype)
             self.rv[...] = ((1 - mom) * self.rv + mom * var * (total / (total - 1))).astype(self.rv.dtype)
@@ -108,7 +108,8 @@ class SyncBatchNorm(BatchNorm2d):
         if not self.training or comm.size == 1:
             return super().forward(x)
         if x.ndim not in self.ndims or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r}: expected input {self.layout} with C={self.num_features}, got shape {tuple(x.shape)}")
+            raise ValueError(f"{self!r}: expected input {self.layout} with C={self.num_features}, "
+                             f"got shape {tuple(x.shape)}")
         momentum = 0.0 if self.momentum is None else self.momentum
         rm = rv = None
         if self.track_running_stats:

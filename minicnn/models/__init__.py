@@ -1,7 +1,7 @@
-"""Ready-made CNNs of the chest X-ray tutorials, built from minicnn.nn layers."""
-from .pneumonia import pneumonia_cnn  # noqa: F401
+"""Ready-made CNNs of the chest X-ray tutorials, built from minicnn.nn layers.
 
-# the model zoo (issue 12): torchvision names, so their state dicts load 1:1
+The model zoo (issue 12) uses torchvision's names, so their state dicts load 1:1.
+"""
 from .ct import reduced_inception, simple_cnn, tiny_cnn  # noqa: F401
 from .densenet import (  # noqa: F401
     DenseNet,
@@ -10,6 +10,7 @@ from .densenet import (  # noqa: F401
     densenet169,
     densenet201,
 )
+from .pneumonia import pneumonia_cnn  # noqa: F401
 from .resnet import (  # noqa: F401
     BasicBlock,
     Bottleneck,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -41,14 +41,14 @@ class _Monitor(Callback):
         self.monitor, self.mode, self.min_delta = monitor, _better(mode, monitor), abs(min_delta)
         self.best = math.inf if self.mode == "min" else -math.inf
 
-    def _value(self, logs: dict) -> Optional[float]:
+    def _value(self, logs: dict) -> float | None:
         if self.monitor not in logs:
             raise KeyError(f"{type(self).__name__}: monitored metric {self.monitor!r} is not in the epoch logs "
                            f"{sorted(logs)} (did you pass a val_loader?)")
         v = float(logs[self.monitor])
         return None if math.isnan(v) else v
 
-    def _improved(self, v: Optional[float]) -> bool:
+    def _improved(self, v: float | None) -> bool:
         if v is None:
             return False
         return v < self.best - self.min_delta if self.mode == "min" else v > self.best + self.min_delta
@@ -71,7 +71,7 @@ class ModelCheckpoint(_Monitor):
         super().__init__(monitor, mode)
         self.path, self.save_best_only = str(path), save_best_only
         self.restore_best_weights, self.verbose = restore_best_weights, verbose
-        self.best_epoch: Optional[int] = None
+        self.best_epoch: int | None = None
 
     def on_train_begin(self, trainer: Any) -> None:
         if self.restore_best_weights and self.best_epoch is not None and not os.path.isfile(self.path):
@@ -120,7 +120,7 @@ class EarlyStopping(_Monitor):
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict) -> None:
         v = self._value(logs)
-        if self._improved(v):
+        if v is not None and self._improved(v):
             self.best, self.wait = v, 0
             return
         self.wait += 1
@@ -140,7 +140,7 @@ class EarlyStopping(_Monitor):
 class LRSchedulerCallback(Callback):
     """Step a scheduler per batch (OneCycleLR) or per epoch; ReduceLROnPlateau gets `monitor`."""
 
-    def __init__(self, scheduler: Any, interval: Optional[str] = None, monitor: str = "val_loss"):
+    def __init__(self, scheduler: Any, interval: str | None = None, monitor: str = "val_loss"):
         name = type(scheduler).__name__
         self.scheduler, self.monitor = scheduler, monitor
         self.interval = interval or ("batch" if name in ("OneCycleLR", "CyclicLR") else "epoch")
@@ -168,7 +168,7 @@ class LRSchedulerCallback(Callback):
 class GradientClipping(Callback):
     """Clip gradients after backward: by global norm (max_norm) or by value (clip_value)."""
 
-    def __init__(self, max_norm: Optional[float] = None, clip_value: Optional[float] = None):
+    def __init__(self, max_norm: float | None = None, clip_value: float | None = None):
         if (max_norm is None) == (clip_value is None):
             raise ValueError("GradientClipping needs exactly one of max_norm or clip_value")
         self.max_norm, self.clip_value = max_norm, clip_value
@@ -178,7 +178,7 @@ class GradientClipping(Callback):
         params = trainer.model.parameters()
         if self.max_norm is not None:
             clip_grad_norm_(params, self.max_norm)
-        else:
+        elif self.clip_value is not None:  # __init__ made sure exactly one of the two is set
             clip_grad_value_(params, self.clip_value)
 
 

@@ -1,7 +1,8 @@
 """Full training state on disk: model, optimizer, scheduler, epoch, RNG, callbacks, history."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .. import random as mrandom
 from ..serialization import CheckpointError, load, save
@@ -24,7 +25,7 @@ def save_training_state(path: str, model: Any, optimizer: Any, scheduler: Any, c
     }, path)
 
 
-def load_training_state(path: str, model: Any, optimizer: Any, scheduler: Optional[Any],
+def load_training_state(path: str, model: Any, optimizer: Any, scheduler: Any | None,
                         callbacks: Sequence[Any]) -> tuple[int, dict]:
     """Restore what `save_training_state` wrote; returns (epochs done, history so far)."""
     state = load(path)

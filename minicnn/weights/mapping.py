@@ -40,7 +40,8 @@ WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 
 # Old torchvision checkpoints (e.g. densenet161-8d451a50.pth, the tutorial's) spell 'norm.1'
 # where the current names say 'norm1'.
-_OLD_DENSE_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_OLD_DENSE_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))"
+                            r"\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
 def rename_legacy_densenet_key(key: str) -> str:

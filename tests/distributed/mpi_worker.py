@@ -202,7 +202,8 @@ def syncbn_gradcheck() -> None:
 
     # central finite differences of the global loss, every element of every rank's input in turn
     def global_loss(xl: np.ndarray, g: np.ndarray, bb: np.ndarray) -> float:
-        yy = dist.SyncBatchNormFn(comm, None, None, 0.1, 1e-5)(minicnn.Tensor(xl), minicnn.Tensor(g), minicnn.Tensor(bb))
+        sync_bn = dist.SyncBatchNormFn(comm, None, None, 0.1, 1e-5)
+        yy = sync_bn(minicnn.Tensor(xl), minicnn.Tensor(g), minicnn.Tensor(bb))
         return comm.allreduce_scalar(float((yy.data * ws[R]).sum()))
 
     h, worst = 1e-6, 0.0

@@ -7,8 +7,16 @@ that DataLoader installs, so a seeded loader augments identically with any worke
 from ._image import Transform
 from .affine import RandomAffine, RandomRotation, affine_matrix, warp
 from .array import GaussianNoise, Normalize, ToArray
-from .basic import (CenterCrop, Compose, Grayscale, RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop,
-                    RandomVerticalFlip, Resize)
+from .basic import (
+    CenterCrop,
+    Compose,
+    Grayscale,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    RandomVerticalFlip,
+    Resize,
+)
 from .clahe import CLAHE, clahe, clahe_naive
 from .components import label_components, otsu_threshold
 from .keras import KerasAugment

@@ -6,12 +6,15 @@ always returns CHW float32.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-ImageLike = Union[Image.Image, np.ndarray]
+if TYPE_CHECKING:  # only named in annotations, which `from __future__ import annotations` leaves unevaluated
+    from typing_extensions import TypeIs
+
+ImageLike = Image.Image | np.ndarray
 
 RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -23,7 +26,7 @@ RESAMPLE = {
 class Transform:
     """Base class: `t(img, rng=None)`; random transforms draw only from `rng` (see minicnn.data.rng)."""
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> Any:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> Any:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -69,7 +72,12 @@ def hw(img: ImageLike) -> tuple[int, int]:
     return int(img.shape[0]), int(img.shape[1])
 
 
-def pair(size: Union[int, tuple[int, int]], who: str) -> tuple[int, int]:
+def is_number(value: object) -> TypeIs[int | float]:
+    """np.isscalar(value), told to mypy: a single number here, a sequence of numbers otherwise."""
+    return bool(np.isscalar(value))
+
+
+def pair(size: int | tuple[int, int], who: str) -> tuple[int, int]:
     """An int or an (h, w) pair -> (h, w), validated positive."""
     h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
     if h <= 0 or w <= 0:
@@ -77,9 +85,9 @@ def pair(size: Union[int, tuple[int, int]], who: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def fill_for(img: Image.Image, fill: Union[int, tuple]) -> Union[int, tuple]:
+def fill_for(img: Image.Image, fill: int | tuple) -> int | tuple:
     """A fill value matching the image mode: a grey level for L, a tuple for RGB(A)."""
     bands = len(img.getbands())
     if bands == 1:
-        return int(fill if np.isscalar(fill) else fill[0])
-    return tuple([int(fill)] * bands) if np.isscalar(fill) else tuple(int(v) for v in fill)
+        return int(fill if is_number(fill) else fill[0])
+    return tuple([int(fill)] * bands) if is_number(fill) else tuple(int(v) for v in fill)

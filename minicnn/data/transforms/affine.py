@@ -6,25 +6,27 @@ which is what Image.transform uses, so the identity matrix reproduces the image 
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from ..rng import get_rng
-from ._image import ImageLike, Transform, fill_for, like, resample, to_pil
+from ._image import ImageLike, Transform, fill_for, is_number, like, resample, to_pil
 
-PAD_MODES = {"nearest": "edge", "reflect": "symmetric", "wrap": "wrap"}  # Keras/SciPy name -> np.pad name
+PadMode = Literal["edge", "symmetric", "wrap"]
+PAD_MODES: dict[str, PadMode] = {"nearest": "edge", "reflect": "symmetric", "wrap": "wrap"}  # Keras/SciPy -> np.pad
 
 
-def affine_matrix(angle: float, translate: tuple[float, float], scale: Union[float, tuple[float, float]],
+def affine_matrix(angle: float, translate: tuple[float, float], scale: float | tuple[float, float],
                   shear: tuple[float, float], center: tuple[float, float]) -> np.ndarray:
     """Forward 3x3 map input -> output: shift by translate after rotating, shearing, scaling about center.
 
     angle and shear in degrees; positive angle turns the picture counter-clockwise; scale > 1 enlarges.
     """
     cx, cy = center
-    sx, sy = (scale, scale) if np.isscalar(scale) else scale
+    sx, sy = (scale, scale) if is_number(scale) else scale
     a = math.radians(angle)
     to_origin = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
     scaling = np.diag([sx, sy, 1.0])
@@ -35,7 +37,7 @@ def affine_matrix(angle: float, translate: tuple[float, float], scale: Union[flo
     return back @ rotation @ shearing @ scaling @ to_origin
 
 
-def warp(img: Image.Image, forward: np.ndarray, fill: Union[int, tuple] = 0, interpolation: str = "bilinear",
+def warp(img: Image.Image, forward: np.ndarray, fill: int | tuple = 0, interpolation: str = "bilinear",
          fill_mode: str = "constant") -> Image.Image:
     """Apply a forward affine map; uncovered pixels get `fill` or, for fill_mode nearest/reflect/wrap,
     the padded image's content (done by padding with np.pad, then one Pillow warp)."""
@@ -55,11 +57,9 @@ def warp(img: Image.Image, forward: np.ndarray, fill: Union[int, tuple] = 0, int
                          resample=resample(interpolation), fillcolor=fill_for(img, fill))
 
 
-def _range(value: Union[float, Sequence[float], None], who: str, name: str) -> Optional[tuple[float, float]]:
-    """A symmetric number d -> (-d, d); a pair stays; None stays None."""
-    if value is None:
-        return None
-    if np.isscalar(value):
+def _range(value: float | Sequence[float], who: str, name: str) -> tuple[float, float]:
+    """A symmetric number d -> (-d, d); a pair stays."""
+    if is_number(value):
         if value < 0:
             raise ValueError(f"{who}: {name} must be >= 0 when given as one number, got {value}")
         return (-float(value), float(value))
@@ -76,16 +76,19 @@ class RandomAffine(Transform):
     Pixels uncovered by the warp get `fill`.
     """
 
-    def __init__(self, degrees: Union[float, Sequence[float]] = 0, translate: Optional[tuple[float, float]] = None,
-                 scale: Optional[tuple[float, float]] = None, shear: Union[float, Sequence[float], None] = None,
-                 fill: Union[int, tuple] = 0, interpolation: str = "bilinear"):
+    def __init__(self, degrees: float | Sequence[float] = 0, translate: tuple[float, float] | None = None,
+                 scale: tuple[float, float] | None = None, shear: float | Sequence[float] | None = None,
+                 fill: int | tuple = 0, interpolation: str = "bilinear"):
         self.degrees = _range(degrees, "RandomAffine", "degrees")
         if translate is not None and not all(0 <= t <= 1 for t in translate):
             raise ValueError(f"RandomAffine: translate fractions must lie in [0, 1], got {translate}")
         if scale is not None and not 0 < scale[0] <= scale[1]:
             raise ValueError(f"RandomAffine: scale must be (min, max) with 0 < min <= max, got {scale}")
         self.translate, self.scale, self.fill, self.interpolation = translate, scale, fill, interpolation
-        if shear is None or np.isscalar(shear) or len(shear) == 2:
+        self.shear: tuple[tuple[float, float] | None, tuple[float, float] | None]
+        if shear is None:
+            self.shear = (None, None)
+        elif is_number(shear) or len(shear) == 2:
             self.shear = (_range(shear, "RandomAffine", "shear"), None)
         elif len(shear) == 4:
             self.shear = (_range(shear[:2], "RandomAffine", "shear"), _range(shear[2:], "RandomAffine", "shear"))
@@ -98,13 +101,14 @@ class RandomAffine(Transform):
         angle = rng.uniform(*self.degrees)
         tx = ty = 0.0
         if self.translate is not None:
-            tx, ty = rng.uniform(-self.translate[0], self.translate[0]) * w, rng.uniform(-self.translate[1], self.translate[1]) * h
+            max_dx, max_dy = self.translate[0], self.translate[1]
+            tx, ty = rng.uniform(-max_dx, max_dx) * w, rng.uniform(-max_dy, max_dy) * h
         s = rng.uniform(*self.scale) if self.scale is not None else 1.0
         shx = rng.uniform(*self.shear[0]) if self.shear[0] is not None else 0.0
         shy = rng.uniform(*self.shear[1]) if self.shear[1] is not None else 0.0
         return angle, (tx, ty), s, (shx, shy)
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         pil = to_pil(img, type(self).__name__)
         angle, t, s, sh = self.params(pil.width, pil.height, get_rng(rng))
         forward = affine_matrix(angle, t, s, sh, (pil.width / 2, pil.height / 2))
@@ -114,6 +118,6 @@ class RandomAffine(Transform):
 class RandomRotation(RandomAffine):
     """Rotate by a random angle in (-degrees, degrees) or (min, max), about the centre."""
 
-    def __init__(self, degrees: Union[float, Sequence[float]], fill: Union[int, tuple] = 0,
+    def __init__(self, degrees: float | Sequence[float], fill: int | tuple = 0,
                  interpolation: str = "bilinear"):
         super().__init__(degrees, fill=fill, interpolation=interpolation)

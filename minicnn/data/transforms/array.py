@@ -1,7 +1,7 @@
 """From images to network input: ToArray (HWC uint8 -> CHW float32), Normalize, GaussianNoise."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -9,13 +9,13 @@ from PIL import Image
 from ..rng import get_rng
 from ._image import ImageLike, Transform, check_array
 
-Stat = Union[float, Sequence[float]]
+Stat = float | Sequence[float]
 
 
 class ToArray(Transform):
     """PIL image or uint8 (H, W[, C]) array -> (C, H, W) float32 in [0, 1]."""
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> np.ndarray:
         a = np.asarray(img) if isinstance(img, Image.Image) else img
         if not isinstance(a, np.ndarray):
             raise TypeError(f"ToArray: expected a PIL image or a uint8 array, got {type(img).__name__}")
@@ -35,7 +35,7 @@ class Normalize(Transform):
         if np.any(self.std <= 0):
             raise ValueError(f"Normalize: std must be > 0, got {self.std.tolist()}")
 
-    def __call__(self, x: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    def __call__(self, x: ImageLike, rng: np.random.Generator | None = None) -> np.ndarray:
         if not isinstance(x, np.ndarray) or x.ndim != 3 or not np.issubdtype(x.dtype, np.floating):
             raise TypeError(f"Normalize: expected a float (C, H, W) array (use ToArray first), got "
                             f"{type(x).__name__} {getattr(x, 'dtype', '')} {getattr(x, 'shape', '')}")
@@ -51,12 +51,12 @@ class GaussianNoise(Transform):
     """Add N(0, std^2) noise; on float arrays as is (optionally clipped), on uint8 images in units
     of the full range (std=0.05 means 0.05 * 255 grey levels), clipped and rounded back to uint8."""
 
-    def __init__(self, std: float = 0.05, clip: Optional[tuple[float, float]] = (0.0, 1.0), p: float = 1.0):
+    def __init__(self, std: float = 0.05, clip: tuple[float, float] | None = (0.0, 1.0), p: float = 1.0):
         if std < 0:
             raise ValueError(f"GaussianNoise: std must be >= 0, got {std}")
         self.std, self.clip, self.p = std, clip, p
 
-    def __call__(self, x: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, x: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         rng = get_rng(rng)
         if rng.random() >= self.p:
             return x

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -17,7 +18,7 @@ class Compose(Transform):
     def __init__(self, transforms: Sequence[Callable]):
         self.transforms = list(transforms)
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> Any:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> Any:
         rng = get_rng(rng)
         for t in self.transforms:
             img = t(img, rng=rng) if isinstance(t, Transform) else t(img)
@@ -27,7 +28,7 @@ class Compose(Transform):
 class Resize(Transform):
     """int: scale the shorter side to `size` keeping the aspect ratio; (h, w): resize to exactly that."""
 
-    def __init__(self, size: Union[int, tuple[int, int]], interpolation: str = "bilinear"):
+    def __init__(self, size: int | tuple[int, int], interpolation: str = "bilinear"):
         self.size, self.interpolation = size, interpolation
         self._resample = resample(interpolation)
 
@@ -38,7 +39,7 @@ class Resize(Transform):
             return (s, max(1, round(w * s / h))) if h <= w else (max(1, round(h * s / w)), s)
         return pair(self.size, "Resize")
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         h, w = hw(img)
         th, tw = self.target(h, w)
         if (th, tw) == (h, w):
@@ -49,10 +50,10 @@ class Resize(Transform):
 class CenterCrop(Transform):
     """Crop the centre (h, w); a smaller image is padded with `fill` first."""
 
-    def __init__(self, size: Union[int, tuple[int, int]], fill: int = 0):
+    def __init__(self, size: int | tuple[int, int], fill: int = 0):
         self.size, self.fill = pair(size, "CenterCrop"), fill
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         (th, tw), (h, w) = self.size, hw(img)
         top, left = (h - th) // 2, (w - tw) // 2
         if isinstance(img, np.ndarray) and top >= 0 and left >= 0:
@@ -66,7 +67,7 @@ class CenterCrop(Transform):
 class RandomResizedCrop(Transform):
     """Crop a random area fraction `scale` and aspect `ratio`, resized to `size` (Inception-style)."""
 
-    def __init__(self, size: Union[int, tuple[int, int]], scale: tuple[float, float] = (0.08, 1.0),
+    def __init__(self, size: int | tuple[int, int], scale: tuple[float, float] = (0.08, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), interpolation: str = "bilinear"):
         self.size, self.scale, self.ratio = pair(size, "RandomResizedCrop"), scale, ratio
         self.interpolation = interpolation
@@ -87,7 +88,7 @@ class RandomResizedCrop(Transform):
         ch, cw = min(ch, h), min(cw, w)
         return (h - ch) // 2, (w - cw) // 2, ch, cw
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         top, left, ch, cw = self.box(*hw(img), get_rng(rng))
         th, tw = self.size
         out = to_pil(img, "RandomResizedCrop").resize((tw, th), self._resample, box=(left, top, left + cw, top + ch))
@@ -102,7 +103,7 @@ class RandomHorizontalFlip(Transform):
     def __init__(self, p: float = 0.5):
         self.p = p
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         if get_rng(rng).random() >= self.p:
             return img
         if isinstance(img, Image.Image):
@@ -125,7 +126,7 @@ class Grayscale(Transform):
             raise ValueError(f"Grayscale: num_output_channels must be 1 or 3, got {num_output_channels}")
         self.num_output_channels = num_output_channels
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         grey = to_pil(img, "Grayscale").convert("L")
         if isinstance(img, Image.Image):
             return grey if self.num_output_channels == 1 else grey.convert("RGB")
@@ -141,7 +142,7 @@ class RandomGrayscale(Transform):
     def __init__(self, p: float = 0.1):
         self.p = p
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         if get_rng(rng).random() >= self.p:
             return img
         channels = len(img.getbands()) if isinstance(img, Image.Image) else (img.shape[2] if img.ndim == 3 else 1)

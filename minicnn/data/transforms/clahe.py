@@ -10,7 +10,6 @@ by the grid are padded at the bottom/right by mirroring, then cropped back.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -80,16 +79,16 @@ def clahe_naive(img: np.ndarray, clip_limit: float = 2.0, tile_grid: tuple[int, 
     padded = _pad(img, tile_grid)
     th, tw = padded.shape[0] // gy, padded.shape[1] // gx
     area = th * tw
-    luts = [[None] * gx for _ in range(gy)]
+    luts: list[list[list[int]]] = [[[] for _ in range(gx)] for _ in range(gy)]
     for ty in range(gy):
         for tx in range(gx):
-            hist = [0] * 256
+            hist: list[float] = [0] * 256  # counts, then fractional once the excess is spread
             for y in range(ty * th, (ty + 1) * th):
                 for x in range(tx * tw, (tx + 1) * tw):
                     hist[int(padded[y, x])] += 1
             if clip_limit > 0:
                 limit = max(int(clip_limit * area / 256), 1)
-                excess = 0
+                excess: float = 0
                 for v in range(256):
                     excess += max(hist[v] - limit, 0)
                 hist = [min(c, limit) + excess / 256 for c in hist]
@@ -118,9 +117,10 @@ class CLAHE(Transform):
     """CLAHE as a transform; colour images are equalised channel by channel."""
 
     def __init__(self, clip_limit: float = 2.0, tile_grid: tuple[int, int] = (8, 8)):
-        self.clip_limit, self.tile_grid = clip_limit, tuple(tile_grid)
+        rows, cols = tile_grid
+        self.clip_limit, self.tile_grid = clip_limit, (rows, cols)
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         a = np.asarray(to_pil(img, "CLAHE"))
         if a.ndim == 2:
             out = clahe(a, self.clip_limit, self.tile_grid)

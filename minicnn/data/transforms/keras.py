@@ -1,12 +1,12 @@
 """Augmentation with the parameters of Keras' ImageDataGenerator (the tutorials' favourite)."""
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
 from ..rng import get_rng
-from ._image import ImageLike, Transform, like, to_pil
+from ._image import ImageLike, Transform, is_number, like, to_pil
 from .affine import PAD_MODES, affine_matrix, warp
 from .array import ToArray
 
@@ -27,21 +27,24 @@ class KerasAugment(Transform):
     rescale=1/255 gives values in [0, 1]); otherwise the image kind is kept.
     """
 
-    def __init__(self, rescale: Optional[float] = None, rotation_range: float = 0.0, width_shift_range: float = 0.0,
-                 height_shift_range: float = 0.0, shear_range: float = 0.0, zoom_range: Union[float, tuple] = 0.0,
-                 horizontal_flip: bool = False, vertical_flip: bool = False, fill_mode: str = "nearest",
-                 cval: int = 0, interpolation: str = "bilinear"):
+    def __init__(self, rescale: float | None = None, rotation_range: float = 0.0, width_shift_range: float = 0.0,
+                 height_shift_range: float = 0.0, shear_range: float = 0.0,
+                 zoom_range: float | tuple[float, float] = 0.0, horizontal_flip: bool = False,
+                 vertical_flip: bool = False, fill_mode: str = "nearest", cval: int = 0,
+                 interpolation: str = "bilinear"):
         if fill_mode != "constant" and fill_mode not in PAD_MODES:
             raise ValueError(f"KerasAugment: fill_mode must be constant, nearest, reflect or wrap, got {fill_mode!r}")
-        zoom = (1 - zoom_range, 1 + zoom_range) if np.isscalar(zoom_range) else tuple(zoom_range)
-        if not 0 < zoom[0] <= zoom[1]:
+        zoom = (1 - zoom_range, 1 + zoom_range) if is_number(zoom_range) else tuple(zoom_range)
+        if len(zoom) != 2 or not 0 < zoom[0] <= zoom[1]:
             raise ValueError(f"KerasAugment: zoom_range must give factors 0 < lo <= hi, got {zoom_range!r}")
-        self.rescale, self.rotation_range, self.zoom_range = rescale, rotation_range, zoom
-        self.width_shift_range, self.height_shift_range, self.shear_range = width_shift_range, height_shift_range, shear_range
+        self.rescale, self.rotation_range = rescale, rotation_range
+        self.zoom_range: tuple[float, float] = (zoom[0], zoom[1])
+        self.width_shift_range, self.height_shift_range = width_shift_range, height_shift_range
+        self.shear_range = shear_range
         self.horizontal_flip, self.vertical_flip = horizontal_flip, vertical_flip
         self.fill_mode, self.cval, self.interpolation = fill_mode, cval, interpolation
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> Any:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> Any:
         rng = get_rng(rng)
         pil = to_pil(img, "KerasAugment")
         w, h = pil.size

@@ -1,16 +1,14 @@
 """Crop the empty margins around the body in an X-ray: threshold, keep large regions, take their box."""
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import numpy as np
 
 from ._image import ImageLike, Transform, to_pil
 from .components import label_components, otsu_threshold
 
 
-def foreground_box(grey: np.ndarray, threshold: Union[str, int] = "otsu", min_area: float = 0.02,
-                   connectivity: int = 8) -> Optional[tuple[int, int, int, int]]:
+def foreground_box(grey: np.ndarray, threshold: str | int = "otsu", min_area: float = 0.02,
+                   connectivity: int = 8) -> tuple[int, int, int, int] | None:
     """(top, left, bottom, right) around the regions brighter than `threshold` covering >= min_area
     of the image (small bright specks such as burnt-in letters are ignored); None if there are none."""
     t = otsu_threshold(grey) if threshold == "otsu" else int(threshold)
@@ -33,13 +31,13 @@ class LungCrop(Transform):
     region are returned unchanged.
     """
 
-    def __init__(self, threshold: Union[str, int] = "otsu", min_area: float = 0.02, margin: float = 0.02,
+    def __init__(self, threshold: str | int = "otsu", min_area: float = 0.02, margin: float = 0.02,
                  connectivity: int = 8):
         if threshold != "otsu" and not 0 <= int(threshold) <= 255:
             raise ValueError(f"LungCrop: threshold must be 'otsu' or a grey level 0..255, got {threshold!r}")
         self.threshold, self.min_area, self.margin, self.connectivity = threshold, min_area, margin, connectivity
 
-    def __call__(self, img: ImageLike, rng: Optional[np.random.Generator] = None) -> ImageLike:
+    def __call__(self, img: ImageLike, rng: np.random.Generator | None = None) -> ImageLike:
         pil = to_pil(img, "LungCrop")
         grey = np.asarray(pil.convert("L"))
         box = foreground_box(grey, self.threshold, self.min_area, self.connectivity)
