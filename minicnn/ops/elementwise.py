@@ -84,6 +84,8 @@ class Pow(Function):
         return x ** self.p
 
     def backward(self, gy: Array) -> Any:
+        if self.p == 0:  # d(x**0)/dx = 0 everywhere, x = 0 included (PyTorch); 0 * x**-1 would be NaN
+            return get_array_module(gy).zeros_like(gy)
         return gy * self.p * self.x ** (self.p - 1)
 
 
