@@ -57,6 +57,17 @@ def rowdot(a: Any, b: Any) -> Any:
     return s
 
 
+def rowsum(a: Any) -> Any:
+    """(k, L) -> (k,) float64 row sums: one BLAS matrix-vector product over 512-value chunks."""
+    k, length = a.shape
+    full = length - length % DOT_CHUNK
+    s = (a[:, :full].reshape(k, full // DOT_CHUNK, DOT_CHUNK) @ np.ones(DOT_CHUNK, a.dtype)).sum(
+        axis=1, dtype=np.float64)                      # (k, nk) partials -> (k,)
+    if full < length:
+        s += a[:, full:].sum(axis=1, dtype=np.float64)
+    return s
+
+
 def batch_stats(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, C, L) -> per-channel float64 mean and biased variance, in one read of x.
 
@@ -74,7 +85,7 @@ def batch_stats(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xb = x3[i, c0:c1]                                   # (cb, L)
         mb = (xb @ ones) * inv_len                          # (cb,) first pass: the block's rough mean
         np.subtract(xb, mb[:, None], out=d)
-        sd = (d @ ones).astype(np.float64)                  # ~0: what mb's rounding left over
+        sd = rowsum(d)                                      # ~0: what mb's rounding left over
         mean_b[i, c0:c1] = mb + sd / length
         m2_b[i, c0:c1] = rowdot(d, d) - sd * sd / length
     each_block(run, x3.shape, 2 * x3.size, x3.dtype)
@@ -110,13 +121,12 @@ def grad_sums(g3: np.ndarray, x3: np.ndarray, centre: Any = None) -> tuple[np.nd
     n, c, length = g3.shape
     sg = np.empty((n, c), dtype=np.float64)            # per-sample sum(gy)
     sgx = np.empty((n, c), dtype=np.float64)           # per-sample sum(gy * (x - centre))
-    ones = np.ones(length, dtype=g3.dtype)
 
     def sums(i: int, c0: int, c1: int, xc: Any) -> None:
         x = x3[i, c0:c1]
         if centre is not None:
             x = np.subtract(x, centre[c0:c1], out=xc)
-        sg[i, c0:c1] = g3[i, c0:c1] @ ones
+        sg[i, c0:c1] = rowsum(g3[i, c0:c1])
         sgx[i, c0:c1] = rowdot(g3[i, c0:c1], x)
     each_block(sums, g3.shape, 2 * g3.size, g3.dtype)
     return sg.sum(axis=0), sgx.sum(axis=0)
