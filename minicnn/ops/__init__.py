@@ -29,11 +29,12 @@ from .im2col import col2im, im2col
 from .linear import LinearFn, linear
 from .losses import (BCEFn, BCEWithLogitsFn, binary_cross_entropy,
                      binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss)
-from .naive import (adaptive_avg_pool2d_naive, adaptive_max_pool2d_naive, avg_pool2d_naive, batch_norm_naive, col2im_naive,
-                    conv2d_naive, depthwise_conv2d_naive, im2col_naive, max_pool2d_naive)
+from .naive import (adaptive_avg_pool2d_naive, adaptive_max_pool2d_naive, avg_pool2d_naive, batch_norm_naive,
+                    col2im_naive, conv2d_naive, depthwise_conv2d_naive, im2col_naive, max_pool2d_naive)
 from .normalization import BatchNormFn, batch_norm
-from .pooling import (AdaptiveAvgPool2dFn, AdaptiveMaxPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn, MaxPool2dFn,
-                      adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d)
+from .pooling import (AdaptiveAvgPool2dFn, AdaptiveMaxPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn,
+                      MaxPool2dFn, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, global_avg_pool2d,
+                      max_pool2d)
 from .reductions import Max, Mean, Sum, Var, max, mean, min, std, sum, var
 from .padding import PadFn, pad
 from .shapes import (Concatenate, GetItem, Pad, Reshape, Stack, Transpose, cat, concatenate,
@@ -56,7 +57,8 @@ __all__ = [
     "im2col_naive", "max_pool2d_naive", "BatchNormFn", "batch_norm", "AdaptiveAvgPool2dFn", "AvgPool2dFn",
     "GlobalAvgPool2dFn", "MaxPool2dFn", "adaptive_avg_pool2d", "AdaptiveMaxPool2dFn", "adaptive_max_pool2d",
     "adaptive_max_pool2d_naive", "avg_pool2d", "global_avg_pool2d", "max_pool2d",
-    "Max", "Mean", "Sum", "Var", "max", "mean", "min", "std", "sum", "var", "PadFn", "np_pad", "Concatenate", "GetItem", "Pad", "Reshape",
+    "Max", "Mean", "Sum", "Var", "max", "mean", "min", "std", "sum", "var", "PadFn", "np_pad",
+    "Concatenate", "GetItem", "Pad", "Reshape",
     "Stack", "Transpose", "cat", "concatenate", "flatten", "getitem", "pad", "permute", "reshape", "stack",
     "transpose",
 ]

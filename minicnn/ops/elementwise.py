@@ -168,7 +168,7 @@ class Clip(Function):
 
 
 class Maximum(Function):
-    """Elementwise max; ties send the gradient to the first argument."""
+    """Elementwise max; ties send the gradient to the first argument (PyTorch splits it in half)."""
 
     def forward(self, a: Array, b: Array) -> Array:
         self.a, self.b = a, b
@@ -180,7 +180,7 @@ class Maximum(Function):
 
 
 class Minimum(Function):
-    """Elementwise min; ties send the gradient to the first argument."""
+    """Elementwise min; ties send the gradient to the first argument (PyTorch splits it in half)."""
 
     def forward(self, a: Array, b: Array) -> Array:
         self.a, self.b = a, b

@@ -65,7 +65,7 @@ class BatchNormFn(Function):
         xp, dt = get_array_module(mean), self.x3.dtype
         f64 = xp.float64
         mean, var = mean.astype(f64), var.astype(f64)
-        if self.training and self.rm is not None:
+        if self.training and self.rm is not None and self.rv is not None:
             mom, m = self.momentum, self.m
             self.rm[...] = ((1 - mom) * self.rm + mom * mean).astype(self.rm.dtype)
             # the running estimate takes the unbiased variance (PyTorch)

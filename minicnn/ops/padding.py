@@ -7,7 +7,8 @@ Negative amounts crop (constant mode), as in PyTorch.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -216,7 +216,7 @@ class AdaptiveMaxPool2dFn(AdaptiveAvgPool2dFn):
         n, c, h, w = self.x_shape
         gx = xp.zeros(self.x_shape, dtype=gy.dtype)
         nn_, cc = xp.meshgrid(xp.arange(n), xp.arange(c), indexing="ij")
-        for i, (y0, y1) in enumerate(self.rows):
+        for i, (y0, _) in enumerate(self.rows):
             for j, (x0, x1) in enumerate(self.cols):
                 by, bx = xp.divmod(self.arg[:, :, i, j], x1 - x0)
                 # bins overlap when H is not a multiple of oh: accumulate, never overwrite

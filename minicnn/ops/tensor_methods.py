@@ -83,7 +83,8 @@ def _arg(use_min: bool) -> Any:
 
 def _amax(use_min: bool) -> Any:
     def method(self: Tensor, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
-        return R.Max(*R.resolve_dims("amin" if use_min else "amax", dim, keepdim, axis, keepdims), use_min=use_min)(self)
+        ax, kd = R.resolve_dims("amin" if use_min else "amax", dim, keepdim, axis, keepdims)
+        return R.Max(ax, kd, use_min=use_min)(self)
     return method
 
 
