@@ -54,14 +54,15 @@ def sigmoid_parts(x: Array) -> tuple[Array, Array]:
 
 class Sigmoid(Function):
     def forward(self, x: Array) -> Array:
-        y, self.e = sigmoid_parts(x)
-        return y
+        self.y, _ = sigmoid_parts(x)
+        return self.y
 
     def backward(self, gy: Array) -> Any:
-        # sigmoid'(x) = e / (1 + e)^2 with e = exp(-|x|), symmetric in x: exact in both tails,
-        # where y * (1 - y) is 0 as soon as y rounds to 1
-        d = 1 + self.e
-        return gy * (self.e / (d * d))
+        # y * (1 - y), the derivative *of the output computed* (PyTorch's choice): accurate wherever
+        # y is (the left tail now too), and 0 where y has rounded to 1. The exact e / (1 + e)^2
+        # would be tiny but not 0 there, and BCELoss's backward, which divides by its clamped
+        # p * (1 - p) = 1e-12 at p == 1, would turn it into a huge step.
+        return gy * self.y * (1 - self.y)
 
 
 class Tanh(Function):
