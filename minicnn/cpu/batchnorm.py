@@ -9,6 +9,7 @@ and the backward works on x - mean too, so no step subtracts two large nearly eq
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -38,30 +39,44 @@ def each_block(fn: Any, shape: tuple, work: int, dtype: Any) -> None:
 
 
 DOT_CHUNK = 512  # values per float32 partial dot product; the partials are added in float64
+FAR_MEAN = 10.0  # |mean| / sigma of a block above which its mean is refined by one more pass
+
+
+@functools.lru_cache(maxsize=64)
+def chunk_of(length: int) -> int:
+    """The chunk for an L-value row: a divisor of L in [256, 1024] nearest 512 if there is one
+    (the (k, L) block is then a contiguous (k * L / chunk, chunk) matrix: one plain BLAS call),
+    else 512 with a separate tail."""
+    if length <= 1024:
+        return length
+    divisors = [c for c in range(256, 1025) if length % c == 0]
+    return min(divisors, key=lambda c: abs(c - DOT_CHUNK)) if divisors else DOT_CHUNK
 
 
 def rowdot(a: Any, b: Any) -> Any:
-    """(k, L), (k, L) -> (k,) float64 row-wise dot products: batched BLAS over 512-value chunks.
+    """(k, L), (k, L) -> (k,) float64 row-wise dot products: batched BLAS over ~512-value chunks.
 
     One float32 dot over L = 8100 non-negative values loses ~1.5e-7 relatively (the variance of
-    post-ReLU data; PyTorch's float32 batch norm is at ~4e-8); 512-value chunks added in float64
-    bring it to ~2e-8 for ~25% more time on this one pass.
+    post-ReLU data; PyTorch's float32 batch norm is at ~4e-8); chunks added in float64 bring it
+    to ~2e-8, for ~60% more time on this pass (which runs in cache).
     """
     k, length = a.shape
-    full = length - length % DOT_CHUNK
-    nk = full // DOT_CHUNK
-    s = (a[:, :full].reshape(k, nk, 1, DOT_CHUNK) @ b[:, :full].reshape(k, nk, DOT_CHUNK, 1))[:, :, 0, 0].sum(
-        axis=1, dtype=np.float64)                      # (k, nk, 1, 1) partials -> (k,)
+    ch = chunk_of(length)
+    full = length - length % ch
+    nk = full // ch
+    s = (a[:, :full].reshape(k * nk, 1, ch) @ b[:, :full].reshape(k * nk, ch, 1)).reshape(k, nk).sum(
+        axis=1, dtype=np.float64)                      # (k * nk, 1, 1) partials -> (k,)
     if full < length:
         s += (a[:, None, full:] @ b[:, full:, None])[:, 0, 0]  # (k, 1, r) @ (k, r, 1)
     return s
 
 
 def rowsum(a: Any) -> Any:
-    """(k, L) -> (k,) float64 row sums: one BLAS matrix-vector product over 512-value chunks."""
+    """(k, L) -> (k,) float64 row sums: one BLAS matrix-vector product over ~512-value chunks."""
     k, length = a.shape
-    full = length - length % DOT_CHUNK
-    s = (a[:, :full].reshape(k, full // DOT_CHUNK, DOT_CHUNK) @ np.ones(DOT_CHUNK, a.dtype)).sum(
+    ch = chunk_of(length)
+    full = length - length % ch
+    s = (a[:, :full].reshape(k * (full // ch), ch) @ np.ones(ch, a.dtype)).reshape(k, -1).sum(
         axis=1, dtype=np.float64)                      # (k, nk) partials -> (k,)
     if full < length:
         s += a[:, full:].sum(axis=1, dtype=np.float64)
@@ -71,23 +86,26 @@ def rowsum(a: Any) -> Any:
 def batch_stats(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, C, L) -> per-channel float64 mean and biased variance, in one read of x.
 
-    Per block (sample i, channels): mean_b, then M2_b = sum((x - mean_b)^2) - sum(x - mean_b)^2 / L
-    (the second term corrects mean_b's rounding and is tiny, so nothing cancels). The blocks
+    Per block (sample i, channels): the block's mean m (a float64 sum of float32 partials over
+    512 values), then M2_b = sum((x - m32)^2) - L (m - m32)^2 around m rounded to float32 (the
+    correction is tiny, so nothing cancels). Where |m| > 10 sigma_b, m's own error (~1e-8 |m|)
+    would show, so m is refined by the sum of the centred values, one more pass. The blocks
     merge in float64: mean = avg(mean_b), M2 = sum(M2_b) + L * sum((mean_b - mean)^2).
     """
     n, c, length = x3.shape
     mean_b = np.empty((n, c), dtype=np.float64)
     m2_b = np.empty((n, c), dtype=np.float64)
-    ones = np.ones(length, dtype=x3.dtype)
-    inv_len = x3.dtype.type(1.0 / length)
 
     def run(i: int, c0: int, c1: int, d: Any) -> None:
         xb = x3[i, c0:c1]                                   # (cb, L)
-        mb = (xb @ ones) * inv_len                          # (cb,) first pass: the block's rough mean
-        np.subtract(xb, mb[:, None], out=d)
-        sd = rowsum(d)                                      # ~0: what mb's rounding left over
-        mean_b[i, c0:c1] = mb + sd / length
-        m2_b[i, c0:c1] = rowdot(d, d) - sd * sd / length
+        m = rowsum(xb) / length                             # (cb,) float64 block mean
+        m32 = m.astype(x3.dtype)
+        np.subtract(xb, m32[:, None], out=d)
+        q = rowdot(d, d)                                    # sum((x - m32)^2)
+        if np.any(m * m > FAR_MEAN ** 2 * q / length):      # |mean| >> sigma: refine m from x - m32
+            m = m32 + rowsum(d) / length
+        mean_b[i, c0:c1] = m
+        m2_b[i, c0:c1] = q - length * (m - m32) ** 2
     each_block(run, x3.shape, 2 * x3.size, x3.dtype)
     mean = mean_b.mean(axis=0)                              # (C,) float64
     m2 = m2_b.sum(axis=0) + length * ((mean_b - mean) ** 2).sum(axis=0)
