@@ -209,3 +209,14 @@ def test_var_std_gradcheck(rng):
     x = Tensor(rng.standard_normal((4, 5)), requires_grad=True)
     assert gradcheck(lambda t: t.var(1), [x])
     assert gradcheck(lambda t: t.std(0, correction=0), [x])
+
+
+def test_sync_batch_norm_output_on_large_mean(rng):
+    """SyncBatchNorm's output formula centres first too (a world of one rank)."""
+    import minicnn.distributed as dist
+    x = _inputs("large_mean", rng)
+    ys = []
+    for dt in (np.float32, np.float64):
+        m = dist.SyncBatchNorm(4, comm=dist.Communicator()).to(dtype=dt)
+        ys.append(m(Tensor(x.astype(dt))).data)
+    assert rel(ys[0], ys[1]) < 2e-7, rel(ys[0], ys[1])
