@@ -102,7 +102,8 @@ def test_window_ops_float32_accuracy_post_relu_large(layer, rng):
     x = np.maximum(rng.standard_normal((4, 16, 96, 96)), 0).astype(np.float32)
     manual_seed(0)
     mod = {"conv": lambda: nn.Conv2d(16, 32, 3, padding=1),
-           "separable": lambda: nn.SeparableConv2d(16, 32, 3, padding=1), "maxpool": lambda: nn.MaxPool2d(2), "avgpool": lambda: nn.AvgPool2d(3, 2, padding=1)}[layer]()
+           "separable": lambda: nn.SeparableConv2d(16, 32, 3, padding=1),
+           "maxpool": lambda: nn.MaxPool2d(2), "avgpool": lambda: nn.AvgPool2d(3, 2, padding=1)}[layer]()
     state = {k: np.asarray(v, np.float32) for k, v in mod.state_dict().items()}
     res = []
     for dt in (np.float32, np.float64):
