@@ -66,13 +66,15 @@ def test_matmul(rng, sa, sb):
 def test_shape_ops(rng):
     x = t(rng, 2, 3, 4)
     assert gradcheck(lambda x: x.reshape(4, 6) * Tensor(np.arange(24.0).reshape(4, 6)), [x])
-    assert gradcheck(lambda x: x.transpose(2, 0, 1), [x])
+    assert gradcheck(lambda x: x.permute(2, 0, 1), [x])
+    assert gradcheck(lambda x: x.transpose(0, 2), [x])
     assert gradcheck(lambda x: x.T, [x])
     assert gradcheck(lambda x: ops.flatten(x, 1), [x])
     assert gradcheck(lambda x: x[1, :, ::2], [x])
     assert gradcheck(lambda x: x[[0, 0, 1], 1], [x])  # repeated index accumulates
     assert gradcheck(lambda x: x[x.data > 0], [x])
-    assert gradcheck(lambda x: ops.pad(x, [(0, 0), (1, 2), (3, 0)], value=1.5), [x])
+    assert gradcheck(lambda x: ops.np_pad(x, [(0, 0), (1, 2), (3, 0)], value=1.5), [x])
+    assert gradcheck(lambda x: ops.pad(x, (3, 0, 1, 2), value=1.5), [x])
 
 
 def test_concat_stack_where(rng):

@@ -350,7 +350,8 @@ def test_ops_without_a_gpu_body_are_only_the_loop_references():
             if issubclass(cls, Function) and cls.forward_cpu is not Function.forward_cpu \
                     and cls.forward_gpu is Function.forward_gpu:
                 cpu_only.add(cls.__name__)
-    assert cpu_only == {"Conv2dNaiveFn", "MaxPool2dNaiveFn", "AvgPool2dNaiveFn", "AdaptiveAvgPool2dNaiveFn"}
+    assert cpu_only == {"Conv2dNaiveFn", "MaxPool2dNaiveFn", "AvgPool2dNaiveFn", "AdaptiveAvgPool2dNaiveFn",
+                        "AdaptiveMaxPool2dNaiveFn"}
 
 
 def test_cpu_only_op_on_device_raises_backend_error(dev):

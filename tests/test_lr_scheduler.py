@@ -73,7 +73,20 @@ def test_one_cycle_phase_values_with_sgd_momentum():
     assert lr[99] == pytest.approx(min_lr) and mom[99] == pytest.approx(0.95)
     pct = 10 / 29
     assert lr[10] == pytest.approx(1.0 + (0.04 - 1.0) / 2 * (math.cos(math.pi * pct) + 1))
-    with pytest.raises(ValueError, match="total_steps=100"):
+    s.step()  # the 100th step() (PyTorch: once per batch, so after the last batch) is legal
+    assert opt.param_groups[0]["lr"] == pytest.approx(min_lr)  # held at the end, not extrapolated
+    with pytest.raises(ValueError, match="tried to step 101 times.*total_steps=100"):
+        s.step()
+
+
+def test_one_cycle_steps_once_per_batch_like_pytorch():
+    """Issue 10: total_steps = epochs * batches, one step() per batch, must not raise."""
+    opt = sgd(0.1, momentum=0.9)
+    s = OneCycleLR(opt, max_lr=1.0, epochs=3, steps_per_epoch=4, anneal_strategy="linear")
+    for _ in range(3 * 4):
+        s.step()
+        assert opt.param_groups[0]["lr"] >= 0  # linear annealing is not extrapolated below min_lr
+    with pytest.raises(ValueError, match="tried to step 13 times; the schedule has total_steps=12"):
         s.step()
 
 

@@ -31,8 +31,9 @@ def test_max_pool_matches_naive_and_gradcheck(case, shape, rng):
 def test_avg_pool_matches_naive_and_gradcheck(case, include, rng):
     k, s, p = case
     x = rng.standard_normal((2, 3, 7, 6))
-    check_vs_reference(lambda t: avg_pool2d(t, k, s, p, include), lambda t: avg_pool2d_naive(t, k, s, p, include), [x], rng)
-    assert gradcheck(lambda t: avg_pool2d(t, k, s, p, include), [Tensor(x, requires_grad=True)])
+    check_vs_reference(lambda t: avg_pool2d(t, k, s, p, count_include_pad=include),
+                       lambda t: avg_pool2d_naive(t, k, s, p, include), [x], rng)
+    assert gradcheck(lambda t: avg_pool2d(t, k, s, p, count_include_pad=include), [Tensor(x, requires_grad=True)])
 
 
 @pytest.mark.parametrize("window", [[[1, 1], [1, 1]], [[0, 2], [2, 0]], [[0, 1], [2, 2]], [[3, 0], [0, 3]]])

@@ -62,8 +62,11 @@ class SyncBatchNormFn(Function):
         self.gamma = weight.astype(xp.float64) if weight is not None else xp.ones(c)
         self.affine = weight is not None
         scale = self.gamma * invstd
-        shift = (bias.astype(xp.float64) if bias is not None else 0.0) - mean * scale
-        y = x3 * scale.astype(x.dtype)[:, None] + shift.astype(x.dtype)[:, None]
+        # (x - hi) * scale + (bias - lo * scale), hi = the mean rounded to x's dtype, lo the rest:
+        # x - hi is exact near the mean, so large-mean data does not cancel (issue 10)
+        hi = mean.astype(x.dtype)
+        shift = (bias.astype(xp.float64) if bias is not None else 0.0) - (mean - hi) * scale
+        y = (x3 - hi[:, None]) * scale.astype(x.dtype)[:, None] + shift.astype(x.dtype)[:, None]
         return y.reshape(x.shape)
 
     def backward(self, gy):

@@ -5,7 +5,7 @@ from typing import Any
 
 from ..autograd import Tensor
 from ..ops.losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,  # noqa: F401
-                          mse_loss, sample_weights_from_class_weight)
+                          mse_loss, nll_loss, sample_weights_from_class_weight)
 from .module import Module
 
 
@@ -21,21 +21,38 @@ class _Loss(Module):
 
 
 class BCELoss(_Loss):
-    """Binary cross-entropy on probabilities (after a Sigmoid)."""
+    """Binary cross-entropy on probabilities (after a Sigmoid); `weight` rescales each element (PyTorch)."""
+
+    def __init__(self, weight: Any = None, *, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.weight = weight
 
     def forward(self, input: Tensor, target: Any, sample_weight: Any = None) -> Tensor:
-        return binary_cross_entropy(input, target, self.reduction, sample_weight)
+        return binary_cross_entropy(input, target, self.weight, reduction=self.reduction, sample_weight=sample_weight)
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Sigmoid + binary cross-entropy in one stable op; pos_weight scales positive targets."""
+    """Sigmoid + binary cross-entropy in one stable op; pos_weight scales positive targets,
+    `weight` rescales each element (PyTorch's argument order: weight first, the rest by keyword)."""
 
-    def __init__(self, pos_weight: Any = None, reduction: str = "mean"):
+    def __init__(self, weight: Any = None, *, reduction: str = "mean", pos_weight: Any = None):
         super().__init__(reduction)
-        self.pos_weight = pos_weight
+        self.weight, self.pos_weight = weight, pos_weight
 
     def forward(self, input: Tensor, target: Any, sample_weight: Any = None) -> Tensor:
-        return binary_cross_entropy_with_logits(input, target, self.pos_weight, self.reduction, sample_weight)
+        return binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
+                                                pos_weight=self.pos_weight, sample_weight=sample_weight)
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of log-probabilities (after LogSoftmax); class `weight`, `ignore_index`."""
+
+    def __init__(self, weight: Any = None, *, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.weight, self.ignore_index = weight, ignore_index
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
 
 
 class CrossEntropyLoss(_Loss):

@@ -3,12 +3,13 @@
     elementwise    + - * / @ exp log sqrt abs clip maximum minimum where (and `sum_to`)
     activations    relu leaky_relu sigmoid tanh softmax log_softmax
     reductions     sum mean max min var
-    shapes         reshape transpose getitem concatenate stack pad flatten
+    shapes         reshape transpose permute getitem concatenate stack np_pad flatten
+    padding        F.pad: PyTorch's flat tuple, constant / reflect / replicate / circular
     geometry       argument checks, padding rules and output sizes for window ops
     im2col         im2col / col2im and the strided window views they are built from
     conv           conv2d = W @ im2col(x), the reference; CPU algorithms in minicnn.cpu.conv
     depthwise      depthwise and separable convolution
-    pooling        max, average, adaptive and global average pooling
+    pooling        max, average, adaptive (average, max) and global average pooling
     normalization  batch norm with a fused backward
     linear, dropout, losses
     naive          plain-loop references of the window ops, for tests and for reading
@@ -27,15 +28,17 @@ from .geometry import same_padding
 from .im2col import col2im, im2col
 from .linear import LinearFn, linear
 from .losses import (BCEFn, BCEWithLogitsFn, binary_cross_entropy,
-                     binary_cross_entropy_with_logits, cross_entropy, mse_loss)
-from .naive import (adaptive_avg_pool2d_naive, avg_pool2d_naive, batch_norm_naive, col2im_naive,
-                    conv2d_naive, depthwise_conv2d_naive, im2col_naive, max_pool2d_naive)
+                     binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss)
+from .naive import (adaptive_avg_pool2d_naive, adaptive_max_pool2d_naive, avg_pool2d_naive, batch_norm_naive,
+                    col2im_naive, conv2d_naive, depthwise_conv2d_naive, im2col_naive, max_pool2d_naive)
 from .normalization import BatchNormFn, batch_norm
-from .pooling import (AdaptiveAvgPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn, MaxPool2dFn,
-                      adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d)
-from .reductions import Max, Mean, Sum, Var, max, mean, min, sum, var
+from .pooling import (AdaptiveAvgPool2dFn, AdaptiveMaxPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn,
+                      MaxPool2dFn, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, global_avg_pool2d,
+                      max_pool2d)
+from .reductions import Max, Mean, Sum, Var, max, mean, min, std, sum, var
+from .padding import PadFn, pad
 from .shapes import (Concatenate, GetItem, Pad, Reshape, Stack, Transpose, cat, concatenate,
-                     flatten, getitem, pad, permute, reshape, stack, transpose)
+                     flatten, getitem, np_pad, permute, reshape, stack, transpose)
 
 from .tensor_methods import install_tensor_methods
 
@@ -49,11 +52,13 @@ __all__ = [
     "Minimum", "Mul", "Neg", "Pow", "Sqrt", "Sub", "Where", "abs", "add", "clip", "div", "exp", "log", "matmul",
     "maximum", "minimum", "mul", "neg", "pow", "sqrt", "sub", "sum_to", "where", "same_padding", "col2im",
     "im2col", "LinearFn", "linear", "BCEFn", "BCEWithLogitsFn", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "adaptive_avg_pool2d_naive",
+    "binary_cross_entropy_with_logits", "cross_entropy", "mse_loss", "nll_loss", "adaptive_avg_pool2d_naive",
     "avg_pool2d_naive", "batch_norm_naive", "col2im_naive", "conv2d_naive", "depthwise_conv2d_naive",
     "im2col_naive", "max_pool2d_naive", "BatchNormFn", "batch_norm", "AdaptiveAvgPool2dFn", "AvgPool2dFn",
-    "GlobalAvgPool2dFn", "MaxPool2dFn", "adaptive_avg_pool2d", "avg_pool2d", "global_avg_pool2d", "max_pool2d",
-    "Max", "Mean", "Sum", "Var", "max", "mean", "min", "sum", "var", "Concatenate", "GetItem", "Pad", "Reshape",
+    "GlobalAvgPool2dFn", "MaxPool2dFn", "adaptive_avg_pool2d", "AdaptiveMaxPool2dFn", "adaptive_max_pool2d",
+    "adaptive_max_pool2d_naive", "avg_pool2d", "global_avg_pool2d", "max_pool2d",
+    "Max", "Mean", "Sum", "Var", "max", "mean", "min", "std", "sum", "var", "PadFn", "np_pad",
+    "Concatenate", "GetItem", "Pad", "Reshape",
     "Stack", "Transpose", "cat", "concatenate", "flatten", "getitem", "pad", "permute", "reshape", "stack",
     "transpose",
 ]

@@ -41,14 +41,28 @@ class LeakyReLU(Function):
         return get_array_module(gy).where(self.mask, gy, gy * gy.dtype.type(self.slope))
 
 
+def sigmoid_parts(x: Array) -> tuple[Array, Array]:
+    """(sigmoid(x), e = exp(-|x|)), accurate in both tails and never overflowing.
+
+    sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0: exp(-|x|) <= 1, and the
+    left tail is a quotient of small numbers rather than 1 - (something near 1), so its
+    relative accuracy holds down to the smallest normal number (the tanh form is 0 at x = -40).
+    """
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, x.dtype.type(1), e) / (1 + e), e
+
+
 class Sigmoid(Function):
     def forward(self, x: Array) -> Array:
-        xp = get_array_module(x)
-        # tanh form never overflows, unlike 1 / (1 + exp(-x)) for very negative x
-        self.y = (xp.tanh(x * x.dtype.type(0.5)) + 1) * x.dtype.type(0.5)
+        self.y, _ = sigmoid_parts(x)
         return self.y
 
     def backward(self, gy: Array) -> Any:
+        # y * (1 - y), the derivative *of the output computed* (PyTorch's choice): accurate wherever
+        # y is (the left tail now too), and 0 where y has rounded to 1. The exact e / (1 + e)^2
+        # would be tiny but not 0 there, and BCELoss's backward, which divides by its clamped
+        # p * (1 - p) = 1e-12 at p == 1, would turn it into a huge step.
         return gy * self.y * (1 - self.y)
 
 

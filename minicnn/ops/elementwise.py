@@ -84,6 +84,8 @@ class Pow(Function):
         return x ** self.p
 
     def backward(self, gy: Array) -> Any:
+        if self.p == 0:  # d(x**0)/dx = 0 everywhere, x = 0 included (PyTorch); 0 * x**-1 would be NaN
+            return get_array_module(gy).zeros_like(gy)
         return gy * self.p * self.x ** (self.p - 1)
 
 
@@ -166,7 +168,7 @@ class Clip(Function):
 
 
 class Maximum(Function):
-    """Elementwise max; ties send the gradient to the first argument."""
+    """Elementwise max; ties send the gradient to the first argument (PyTorch splits it in half)."""
 
     def forward(self, a: Array, b: Array) -> Array:
         self.a, self.b = a, b
@@ -178,7 +180,7 @@ class Maximum(Function):
 
 
 class Minimum(Function):
-    """Elementwise min; ties send the gradient to the first argument."""
+    """Elementwise min; ties send the gradient to the first argument (PyTorch splits it in half)."""
 
     def forward(self, a: Array, b: Array) -> Array:
         self.a, self.b = a, b

@@ -88,3 +88,22 @@ def window_geometry(x_shape: tuple, kernel: Pair, stride: Pair, padding: Padding
                          f"{padded} (input shape {tuple(x_shape)}, padding {pads}): output size would be "
                          f"({oh}, {ow})")
     return pads, oh, ow
+
+
+def ceil_out_size(size: int, k: int, s: int, before: int, after: int) -> int:
+    """PyTorch's ceil_mode output size along one axis: ceil instead of floor, but the last window
+    must start inside the input or the left/top padding (so it always holds a real value)."""
+    out = -(-(size + before + after - k) // s) + 1
+    if (out - 1) * s >= size + before:
+        out -= 1
+    return out
+
+
+def ceil_mode_geometry(x_shape: tuple, kernel: Pair, stride: Pair, pads: Pads) -> tuple[Pads, int, int]:
+    """Output size with ceil_mode, and the padding grown at the bottom/right so the last windows fit."""
+    h, w = x_shape[2], x_shape[3]
+    oh = ceil_out_size(h, kernel[0], stride[0], pads[0], pads[1])
+    ow = ceil_out_size(w, kernel[1], stride[1], pads[2], pads[3])
+    eh = max((oh - 1) * stride[0] + kernel[0] - (h + pads[0] + pads[1]), 0)
+    ew = max((ow - 1) * stride[1] + kernel[1] - (w + pads[2] + pads[3]), 0)
+    return (pads[0], pads[1] + eh, pads[2], pads[3] + ew), oh, ow

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..autograd import Function, Tensor, as_tensor
 from ..backend import Array, get_array_module
-from .activations import log_softmax
+from .activations import log_softmax, sigmoid_parts
 
 
 def _reduce(loss: Tensor, reduction: str, sample_weight: Any = None) -> Tensor:
@@ -53,9 +53,12 @@ class BCEWithLogitsFn(Function):
         return (1 - y) * x + self.c * sp
 
     def backward(self, gy: Array) -> Any:
-        xp = get_array_module(gy)
-        s_neg = (xp.tanh(-self.x * self.x.dtype.type(0.5)) + 1) * self.x.dtype.type(0.5)  # sigmoid(-x)
-        return gy * ((1 - self.y) - self.c * s_neg), None
+        # dl/dx = (1 - y) - c sigmoid(-x) = (1 - y) sigmoid(x) - pw y sigmoid(-x): the second form
+        # never subtracts, so it keeps relative accuracy in both confident tails (e.g. 4e-18 at
+        # x = -40, y = 0, where 1 - sigmoid(40) is 0)
+        s_pos, s_neg = sigmoid_parts(self.x)[0], sigmoid_parts(-self.x)[0]
+        pw = 1 if self.pw is None else self.pw
+        return gy * ((1 - self.y) * s_pos - pw * self.y * s_neg), None
 
 
 class BCEFn(Function):
@@ -75,27 +78,84 @@ class BCEFn(Function):
         return gy * (p - self.y) / xp.maximum((1 - p) * p, p.dtype.type(1e-12)), None
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Any, pos_weight: Any = None,
-                                     reduction: str = "mean", sample_weight: Any = None) -> Tensor:
-    """BCE on logits; input and target the same shape, e.g. (N, 1)."""
+def _elementwise_weight(who: str, loss: Tensor, weight: Any) -> Tensor:
+    """PyTorch's `weight=` on the BCE losses: rescales each element's loss, broadcast NumPy-style
+    (aligned on the *last* axes) to the input's shape; the mean still divides by the element count."""
+    if weight is None:
+        return loss
+    xp = get_array_module(loss.data)
+    w = xp.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=loss.dtype)
+    try:
+        shape = np.broadcast_shapes(tuple(w.shape), tuple(loss.shape))
+    except ValueError:
+        shape = None
+    if shape != tuple(loss.shape):
+        raise ValueError(f"{who}: weight of shape {tuple(w.shape)} does not broadcast to the input's shape "
+                         f"{tuple(loss.shape)} (PyTorch aligns it on the last axes; for one weight per "
+                         f"sample of an (N, k) input use shape (N, 1), or sample_weight=)")
+    return loss * Tensor(w)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None, *, reduction: str = "mean",
+                                     pos_weight: Any = None, sample_weight: Any = None) -> Tensor:
+    """BCE on logits; input and target the same shape, e.g. (N, 1).
+
+    `weight` is PyTorch's per-element rescaling (broadcast on the last axes, mean over elements);
+    `sample_weight` is Keras' per-sample weight (shape (N,), broadcast over the first axis).
+    """
     target = as_tensor(target, input).to(dtype=input.dtype)
     _check_same_shape("BCEWithLogitsLoss", input, target)
     pw = None
     if pos_weight is not None:
         xp = get_array_module(input.data)
         pw = xp.asarray(pos_weight.data if isinstance(pos_weight, Tensor) else pos_weight, dtype=input.dtype)
-    return _reduce(BCEWithLogitsFn(pw)(input, target.detach()), reduction, sample_weight)
+    loss = _elementwise_weight("BCEWithLogitsLoss", BCEWithLogitsFn(pw)(input, target.detach()), weight)
+    return _reduce(loss, reduction, sample_weight)
 
 
-def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean", sample_weight: Any = None) -> Tensor:
-    """BCE on probabilities in [0, 1]; input and target the same shape."""
+def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, *, reduction: str = "mean",
+                         sample_weight: Any = None) -> Tensor:
+    """BCE on probabilities in [0, 1]; input and target the same shape; `weight` as in PyTorch."""
     target = as_tensor(target, input).to(dtype=input.dtype)
     _check_same_shape("BCELoss", input, target)
     p = input.data
     if p.size and (float(p.min()) < 0 or float(p.max()) > 1):
         raise ValueError(f"BCELoss: input must be probabilities in [0, 1]; got values in "
                          f"[{float(p.min()):.4g}, {float(p.max()):.4g}] (use BCEWithLogitsLoss on raw outputs)")
-    return _reduce(BCEFn()(input, target.detach()), reduction, sample_weight)
+    return _reduce(_elementwise_weight("BCELoss", BCEFn()(input, target.detach()), weight), reduction, sample_weight)
+
+
+def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """PyTorch's negative log-likelihood: log-probabilities (N, C) or (N, C, d1, ...), class
+    indices (N,) or (N, d1, ...); loss_i = -weight[t_i] * input[i, t_i], 0 where t_i == ignore_index.
+    'mean' divides by the sum of the weights of the targets that are not ignored."""
+    if input.ndim < 2:
+        raise ValueError(f"NLLLoss: expected input of shape (N, C) or (N, C, d1, ...), got {tuple(input.shape)}")
+    xp = get_array_module(input.data)
+    c = input.shape[1]
+    t = target.data if isinstance(target, Tensor) else xp.asarray(target)
+    if tuple(t.shape) != (input.shape[0],) + tuple(input.shape[2:]):
+        raise ValueError(f"NLLLoss: target shape {tuple(t.shape)} does not match input {tuple(input.shape)} "
+                         f"(expected {(input.shape[0],) + tuple(input.shape[2:])})")
+    if not np.issubdtype(np.dtype(str(t.dtype)), np.integer):
+        raise TypeError(f"NLLLoss: targets must be integer class indices, got dtype {t.dtype}")
+    keep = t != ignore_index
+    bad = keep & ((t < 0) | (t >= c))
+    if bool(bad.any()):
+        raise ValueError(f"NLLLoss: target classes must be in [0, {c - 1}] or ignore_index={ignore_index}; "
+                         f"got {int(t[bad].reshape(-1)[0])}")
+    w = xp.ones(c, dtype=input.dtype) if weight is None else xp.asarray(
+        weight.data if isinstance(weight, Tensor) else weight, dtype=input.dtype)
+    if w.shape != (c,):
+        raise ValueError(f"NLLLoss: weight must have shape ({c},), got {tuple(w.shape)}")
+    tc = xp.where(keep, t, 0)
+    onehot = (xp.arange(c).reshape((1, c) + (1,) * (t.ndim - 1)) == xp.expand_dims(tc, 1))
+    sel = onehot * (w.reshape((1, c) + (1,) * (t.ndim - 1)) * xp.expand_dims(keep, 1))  # (N, C, ...)
+    per = -(input * Tensor(sel.astype(input.dtype))).sum(axis=1)  # (N, d1, ...)
+    if reduction == "mean":
+        return per.sum() / Tensor(xp.asarray(w[tc][keep].sum(), dtype=input.dtype))
+    return _reduce(per, reduction)
 
 
 def cross_entropy(input: Tensor, target: Any, weight: Any = None, label_smoothing: float = 0.0,

@@ -123,13 +123,34 @@ def depthwise_conv2d_naive(x: Any, weight: Any, bias: Any = None, stride: Any = 
 
 # ---- pooling -----------------------------------------------------------------------------
 class _PoolNaiveFn(Function):
-    def __init__(self, kernel_size: Any, stride: Any, padding: Padding):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+    def __init__(self, kernel_size: Any, stride: Any, padding: Padding, ceil_mode: bool = False):
+        self.kernel_size, self.stride, self.padding, self.ceil_mode = kernel_size, stride, padding, ceil_mode
 
     def _setup(self, x: np.ndarray, who: str) -> None:
         stride = self.kernel_size if self.stride is None else self.stride
         self.x_shape = x.shape
         self.k, self.s, self.d, self.pads, self.oh, self.ow = _geometry(x.shape, self.kernel_size, stride, self.padding, 1, who)
+        if self.ceil_mode:  # ceil, then drop a last window that would start past the input and left padding
+            h, w = x.shape[2:]
+            t, b, left, r = self.pads
+            self.oh = -(-(h + t + b - self.k[0]) // self.s[0]) + 1
+            self.ow = -(-(w + left + r - self.k[1]) // self.s[1]) + 1
+            self.oh -= (self.oh - 1) * self.s[0] >= h + t
+            self.ow -= (self.ow - 1) * self.s[1] >= w + left
+
+    def count(self, oy: int, ox: int, taps: list) -> int:
+        """Divisor of an average window: every tap inside input + given padding (count_include_pad),
+        or the real pixels only; never the taps in ceil_mode's overhang."""
+        if not getattr(self, "include", False):
+            return len(taps)
+        h, w = self.x_shape[2:]
+        t, b, left, r = self.pads
+        n = 0
+        for i in range(self.k[0]):
+            for j in range(self.k[1]):
+                iy, ix = oy * self.s[0] - t + i, ox * self.s[1] - left + j
+                n += -t <= iy < h + b and -left <= ix < w + r
+        return n
 
     def positions(self) -> Iterator[tuple]:
         n_, c_ = self.x_shape[:2]
@@ -162,36 +183,38 @@ class MaxPool2dNaiveFn(_PoolNaiveFn):
 
 
 class AvgPool2dNaiveFn(_PoolNaiveFn):
-    def __init__(self, kernel_size: Any, stride: Any, padding: Padding, count_include_pad: Optional[bool]):
-        super().__init__(kernel_size, stride, padding)
+    def __init__(self, kernel_size: Any, stride: Any, padding: Padding, count_include_pad: Optional[bool],
+                 ceil_mode: bool = False):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
         self.include = count_include_pad if count_include_pad is not None else not isinstance(padding, str)
 
     def forward_cpu(self, x: Array) -> Array:
         self._setup(x, "avg_pool2d_naive")
         y = np.zeros((x.shape[0], x.shape[1], self.oh, self.ow), dtype=x.dtype)
         for n, c, oy, ox, taps in self.positions():
-            count = self.k[0] * self.k[1] if self.include else len(taps)
+            count = self.count(oy, ox, taps)
             y[n, c, oy, ox] = sum(x[n, c, iy, ix] for _, _, iy, ix in taps) / count
         return y
 
     def backward_cpu(self, gy: Array) -> Any:
         gx = np.zeros(self.x_shape, dtype=gy.dtype)
         for n, c, oy, ox, taps in self.positions():
-            count = self.k[0] * self.k[1] if self.include else len(taps)
+            count = self.count(oy, ox, taps)
             for _, _, iy, ix in taps:
                 gx[n, c, iy, ix] += gy[n, c, oy, ox] / count
         return gx
 
 
-def max_pool2d_naive(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 0) -> Tensor:
+def max_pool2d_naive(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 0,
+                     ceil_mode: bool = False) -> Tensor:
     """Loop reference for max_pool2d."""
-    return MaxPool2dNaiveFn(kernel_size, stride, padding)(x)
+    return MaxPool2dNaiveFn(kernel_size, stride, padding, ceil_mode)(x)
 
 
 def avg_pool2d_naive(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 0,
-                     count_include_pad: Optional[bool] = None) -> Tensor:
+                     count_include_pad: Optional[bool] = None, ceil_mode: bool = False) -> Tensor:
     """Loop reference for avg_pool2d."""
-    return AvgPool2dNaiveFn(kernel_size, stride, padding, count_include_pad)(x)
+    return AvgPool2dNaiveFn(kernel_size, stride, padding, count_include_pad, ceil_mode)(x)
 
 
 class AdaptiveAvgPool2dNaiveFn(Function):
@@ -225,12 +248,55 @@ def adaptive_avg_pool2d_naive(x: Any, output_size: Any) -> Tensor:
     return AdaptiveAvgPool2dNaiveFn(output_size)(x)
 
 
+class AdaptiveMaxPool2dNaiveFn(AdaptiveAvgPool2dNaiveFn):
+    """Max over each adaptive bin; the gradient goes to the bin's first maximum (row-major)."""
+
+    def forward_cpu(self, x: Array) -> Array:
+        self.x_shape = x.shape
+        y = np.zeros(x.shape[:2] + self.out, dtype=x.dtype)
+        self.best = {}
+        for n, c, oy, ox, y0, y1, x0, x1 in self.bins():
+            win = x[n, c, y0:y1, x0:x1]
+            by, bx = divmod(int(np.argmax(win)), x1 - x0)  # argmax: the first maximum
+            self.best[n, c, oy, ox] = (y0 + by, x0 + bx)
+            y[n, c, oy, ox] = win[by, bx]
+        return y
+
+    def backward_cpu(self, gy: Array) -> Any:
+        gx = np.zeros(self.x_shape, dtype=gy.dtype)
+        for (n, c, oy, ox), (iy, ix) in self.best.items():
+            gx[n, c, iy, ix] += gy[n, c, oy, ox]
+        return gx
+
+
+def adaptive_max_pool2d_naive(x: Any, output_size: Any) -> Tensor:
+    """Loop reference for adaptive_max_pool2d."""
+    return AdaptiveMaxPool2dNaiveFn(output_size)(x)
+
+
 # ---- batch norm --------------------------------------------------------------------------
 def batch_norm_naive(x: Tensor, running_mean: Any = None, running_var: Any = None, weight: Any = None,
                      bias: Any = None, training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Batch norm written as a chain of autograd ops (its backward is derived by the engine,
-    independently of the fused one); running stats updated channel by channel."""
+    independently of the fused one); running stats updated channel by channel.
+
+    As a reference it computes in float64 whatever the input's dtype (the result is cast back):
+    a float32 chain would round the mean to float32, which alone costs |mean| / sigma * 6e-8
+    of relative accuracy on large-mean data.
+    """
     x = x if isinstance(x, Tensor) else Tensor(x)
+    if x.dtype != np.float64:
+        dt = x.dtype
+
+        def up(a: Any) -> Any:
+            return a.to(dtype=np.float64) if isinstance(a, Tensor) else a
+        rm_, rv_ = (a.data if isinstance(a, Tensor) else a for a in (running_mean, running_var))
+        rm64 = None if rm_ is None else rm_.astype(np.float64)
+        rv64 = None if rv_ is None else rv_.astype(np.float64)
+        y = batch_norm_naive(up(x), rm64, rv64, up(weight), up(bias), training, momentum, eps)
+        if training and rm_ is not None:
+            rm_[...], rv_[...] = rm64, rv64
+        return y.to(dtype=dt)
     c = x.shape[1]
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, c) + (1,) * (x.ndim - 2)                  # broadcast a (C,) vector over axis 1

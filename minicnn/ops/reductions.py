@@ -1,4 +1,15 @@
-"""Reductions over axes: sum, mean, max/min (ties share the gradient) and variance."""
+"""Reductions over axes: sum, mean, max/min (ties share the gradient), variance and std.
+
+Both spellings are accepted: PyTorch's `dim=` / `keepdim=` and NumPy's `axis=` / `keepdims=`
+(giving both of a pair is an error). Where the two libraries disagree, minicnn follows PyTorch:
+  * var / std default to the unbiased estimate (correction=1; NumPy's default is ddof=0).
+    `correction=`, `unbiased=` (PyTorch) and `ddof=` (NumPy) all set it.
+  * Tensor.max(dim) / .min(dim) return (values, indices) like PyTorch; with NumPy's `axis=` they
+    return the values only. With no dim, the scalar maximum.
+  * Gradient ties: where several entries equal the maximum, minicnn splits the gradient equally
+    between them (so finite differences agree from both sides); PyTorch's max(dim) sends it all
+    to the one index it returns, and its full max() splits it evenly as here.
+"""
 from __future__ import annotations
 
 import builtins
@@ -83,8 +94,57 @@ class Var(Function):
 
 
 
-def sum(x, axis=None, keepdims=False) -> Tensor: return Sum(axis, keepdims)(x)
-def mean(x, axis=None, keepdims=False) -> Tensor: return Mean(axis, keepdims)(x)
-def max(x, axis=None, keepdims=False) -> Tensor: return Max(axis, keepdims)(x)
-def min(x, axis=None, keepdims=False) -> Tensor: return Max(axis, keepdims, use_min=True)(x)
-def var(x, axis=None, keepdims=False, ddof=0) -> Tensor: return Var(axis, keepdims, ddof)(x)
+def resolve_dims(who: str, dim: Any = None, keepdim: Any = None, axis: Any = None,
+                 keepdims: Any = None) -> tuple[Any, bool]:
+    """PyTorch's (dim, keepdim) or NumPy's (axis, keepdims) -> (axis, keepdims); both of a pair is an error."""
+    if dim is not None and axis is not None:
+        raise TypeError(f"{who}: got dim={dim!r} and axis={axis!r}; pass one (dim is PyTorch's name, axis NumPy's)")
+    if keepdim is not None and keepdims is not None:
+        raise TypeError(f"{who}: got keepdim= and keepdims=; pass one (keepdim is PyTorch's name, keepdims NumPy's)")
+    if isinstance(dim, list):
+        dim = tuple(dim)
+    return (dim if axis is None else axis), bool(keepdim if keepdims is None else keepdims)
+
+
+def resolve_correction(who: str, correction: Any = None, unbiased: Any = None, ddof: Any = None) -> float:
+    """PyTorch's correction= / unbiased= or NumPy's ddof= -> the divisor's offset (default 1, PyTorch)."""
+    given = [(k, v) for k, v in (("correction", correction), ("unbiased", unbiased), ("ddof", ddof)) if v is not None]
+    if len(given) > 1:
+        raise TypeError(f"{who}: pass one of correction=, unbiased=, ddof=; got {', '.join(k for k, _ in given)}")
+    if unbiased is not None:
+        return 1 if unbiased else 0
+    if ddof is not None:
+        return ddof
+    return 1 if correction is None else correction
+
+
+def sum(x, dim=None, keepdim=None, *, axis=None, keepdims=None) -> Tensor:
+    """Sum over dim (all dims when None)."""
+    return Sum(*resolve_dims("sum", dim, keepdim, axis, keepdims))(x)
+
+
+def mean(x, dim=None, keepdim=None, *, axis=None, keepdims=None) -> Tensor:
+    """Mean over dim (all dims when None)."""
+    return Mean(*resolve_dims("mean", dim, keepdim, axis, keepdims))(x)
+
+
+def max(x, axis=None, keepdims=False) -> Tensor:
+    """Maximum values over axis (NumPy's amax; Tensor.max(dim) also returns the indices)."""
+    return Max(axis, keepdims)(x)
+
+
+def min(x, axis=None, keepdims=False) -> Tensor:
+    """Minimum values over axis (NumPy's amin; Tensor.min(dim) also returns the indices)."""
+    return Max(axis, keepdims, use_min=True)(x)
+
+
+def var(x, dim=None, keepdim=None, *, correction=None, unbiased=None, ddof=None, axis=None, keepdims=None) -> Tensor:
+    """Variance over dim, unbiased by default (PyTorch: correction=1; NumPy's default is ddof=0)."""
+    ax, kd = resolve_dims("var", dim, keepdim, axis, keepdims)
+    return Var(ax, kd, resolve_correction("var", correction, unbiased, ddof))(x)
+
+
+def std(x, dim=None, keepdim=None, *, correction=None, unbiased=None, ddof=None, axis=None, keepdims=None) -> Tensor:
+    """Standard deviation: sqrt(var(...)), unbiased by default (PyTorch)."""
+    return var(x, dim, keepdim, correction=correction, unbiased=unbiased, ddof=ddof, axis=axis,
+               keepdims=keepdims) ** 0.5

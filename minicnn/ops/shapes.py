@@ -102,8 +102,19 @@ class Pad(Function):
 
 
 def reshape(x, shape) -> Tensor: return Reshape(shape)(x)
-def transpose(x, axes=None) -> Tensor: return Transpose(axes)(x)
-def permute(x, axes) -> Tensor: return Transpose(axes)(x)
+def transpose(x, dim0: int, dim1: int) -> Tensor:
+    """PyTorch's transpose: swap dims dim0 and dim1 (NumPy's full reordering is `permute`)."""
+    return x.transpose(dim0, dim1) if isinstance(x, Tensor) else Tensor(x).transpose(dim0, dim1)
+
+
+def permute(x, axes) -> Tensor:
+    """Reorder all dims, e.g. (N, H, W, C) -> (N, C, H, W) with (0, 3, 1, 2)."""
+    return Transpose(axes)(x)
+
+
+def reverse_dims(x) -> Tensor:
+    """All dims reversed (Tensor.T)."""
+    return Transpose(None)(x)
 
 
 def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -136,8 +147,8 @@ def stack(xs: Sequence, axis: int = 0) -> Tensor:
     return Stack(axis)(*xs)
 
 
-def pad(x, pad_width, value: float = 0.0) -> Tensor:
-    """Constant-pad with NumPy's per-axis ((before, after), ...) convention."""
+def np_pad(x, pad_width, value: float = 0.0) -> Tensor:
+    """Constant-pad with NumPy's per-axis ((before, after), ...) convention (F.pad is PyTorch's flat tuple)."""
     return Pad([tuple(p) for p in pad_width], value)(x)
 
 

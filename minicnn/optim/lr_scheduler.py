@@ -209,15 +209,20 @@ class OneCycleLR(LRScheduler):
             group["momentum"] = value
 
     def get_lr(self) -> list[float]:
-        t = self.last_epoch
-        if t >= self.total_steps:
-            raise ValueError(f"OneCycleLR: tried to step {t + 1} times; the schedule has total_steps="
+        t = self.last_epoch  # step() calls so far (construction sets it to 0)
+        # PyTorch: stepping once per batch, the total_steps-th step() is legal (its lr, past the
+        # last phase's end at total_steps - 1, is never used); the one after it raises.
+        if t > self.total_steps:
+            raise ValueError(f"OneCycleLR: tried to step {t} times; the schedule has total_steps="
                              f"{self.total_steps}")
         start = 0.0
         for i, (end, lr0, lr1, m0, m1) in enumerate(self.phases):
             if t <= end or i == len(self.phases) - 1:
                 # A phase can have zero length (pct_start*total_steps == 1): it is then already over.
                 pct = (t - start) / (end - start) if end > start else 1.0
+                # the legal step after the last phase's end (t = total_steps) stays at the end
+                # value; PyTorch extrapolates there, e.g. to a negative lr with linear annealing
+                pct = min(pct, 1.0)
                 break
             start = end
         lrs = []
