@@ -12,10 +12,10 @@ WIDE_MIN_WORK = 1 << 16  # column entries per sample below which batching sample
 WINOGRAD_BLOCK_BYTES = 4 << 20
 # "auto" takes "winograd" (3x3, stride 1) when in_channels * out_channels reaches this. CPU time
 # per call against "wide", 1 thread, N16, final code (bench/RESULTS.md, "Issue 14: experiments"):
-# 16->16 1.30x, 32->32 1.20x, 32->64 0.97x (an earlier run: 1.11x), 64->64 0.95x, 48->96 0.89x,
-# 128->128 0.89x, 64->128 0.82x: the transforms' NumPy passes cost per channel, the products'
+# 16->16 1.37x, 32->32 1.13x, 32->64 0.94x (another run 0.97x), 64->64 0.84x, 48->96 0.87x,
+# 64->128 0.78x, 128->128 0.75x: the transforms' NumPy passes cost per channel, the products'
 # savings grow with the channel pair.
-WINOGRAD_MIN_CO = 64 * 64
+WINOGRAD_MIN_CO = 32 * 64
 # Split samples over threads (each calling BLAS) instead of letting BLAS thread? Measured slower on
 # 2 cores for both convolution and depthwise: BLAS already threads, and the Python threads fight
 # over the GIL with their many small calls.

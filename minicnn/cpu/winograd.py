@@ -15,9 +15,11 @@ Backward is the adjoint of each step:
     gM = A gy A^T (gy's 2x2 blocks spread to 4x4), gU = sum_tiles gM @ V^T, gw = G^T gU G;
     gx is itself a stride-1 3x3 convolution (of gy, padded by 2 - pad, with the kernel flipped
     and its channel axes swapped), computed by the same forward.
-The transforms are a few additions per tile, done here as whole-array NumPy operations on
-strided views (no loop over tiles), in blocks of samples so the blocks stay in cache.
-Float32 error is a few times the direct method's (the transforms add and halve); the tests
+The transforms are a few additions per tile, done here as whole-array NumPy operations (no
+loop over tiles), in blocks of samples or tile rows so the blocks stay in cache. The tiles are
+laid out "wide" like `wide.py`'s rows: tw + 1 tiles per tile row, the last one garbage, so that
+with the input split by row and column parity every pass is a few long contiguous runs.
+Float32 error measured at or below the direct method's (the transforms only add and halve); the tests
 bound it against a float64 result.
 """
 from __future__ import annotations
@@ -72,46 +74,62 @@ def blocks(n: int, th: int, per_tile: int) -> list[tuple[int, int, int, int]]:
     return [(i, i + 1, r, min(r + rows, th)) for i in range(n) for r in range(0, th, rows)]
 
 
-def input_transform(x: Any, pads: tuple, blk: tuple, tw: int) -> Any:
-    """V (16, C, nb, rb, tw) = B^T d B for the tiles of block `blk` of x (N, C, H, W).
-
-    The padded rows the block reads are copied with even and odd columns split apart, so
-    that column j of every tile is a contiguous slice (j = 0, 2: even[k], even[k + 1];
-    j = 1, 3: odd[k], odd[k + 1]) and no pass below reads with a stride."""
-    n0, n1, r0, r1 = blk
-    _, c, h, w = x.shape
-    nb, rb = n1 - n0, r1 - r0
+def _quarter(x: Any, q: Any, pads: tuple, blk: tuple) -> None:
+    """q (2, 2, nb, C, rb+1, tw+1) <- the padded input of block `blk` split by row and column
+    parity: q[p, s, n, c, a, b] = xpad[n, c, 2*(r0 + a) + p, 2*b + s] (zero outside x)."""
+    n0, n1, r0, _ = blk
+    h, w = x.shape[2:]
     t, left = pads[0], pads[2]
-    half = scratch("wino_half", (2, nb, c, 2 * rb + 2, tw + 1), x.dtype, np)  # (parity, nb, C, rows, tw + 1)
-    half[...] = 0
-    y0 = max(0, t - 2 * r0)                             # first buffer row holding a real input row
-    xr0, xr1 = 2 * r0 + y0 - t, min(h, 2 * r1 + 2 - t)  # the input rows this block reads
-    for p in range(2):  # padded column 2k + p is input column 2k + p - left
-        k0 = max(0, (left - p + 1) // 2)
-        c0 = 2 * k0 + p - left
-        cols = x[n0:n1, :, xr0:xr1, c0::2][..., :tw + 1 - k0]
-        half[p, :, :, y0:y0 + xr1 - xr0, k0:k0 + cols.shape[-1]] = cols
-    rows = scratch("wino_rows", (4, 2, nb, c, rb, tw + 1), x.dtype, np)
-    _combine([half[:, :, :, i:i + 2 * rb:2] for i in range(4)], list(rows))  # B^T along the rows
-    v = scratch("wino_v", (16, c, nb, rb, tw), x.dtype, np)
-    for a in range(4):  # then B along the columns, into v[4a + b] viewed as (nb, C, rb, tw)
+    q[...] = 0
+    for p in range(2):
+        a0 = max(0, (t - p - 2 * r0 + 1) // 2)             # first row of q[p] inside x
+        xr0 = 2 * (r0 + a0) + p - t
+        for s in range(2):
+            b0 = max(0, (left - s + 1) // 2)
+            xc0 = 2 * b0 + s - left
+            src = x[n0:n1, :, xr0::2, xc0::2][:, :, :q.shape[4] - a0, :q.shape[5] - b0]
+            q[p, s, :, :, a0:a0 + src.shape[2], b0:b0 + src.shape[3]] = src
+
+
+def input_transform(x: Any, pads: tuple, blk: tuple, tw: int) -> Any:
+    """V (16, C, nb, L) = B^T d B for the tiles of block `blk` of x (N, C, H, W), L = rb*(tw+1).
+
+    The tiles are laid out "wide": tw+1 per tile row, the last one garbage (finite, and its
+    output is never written; the gradient transform gives it a zero). Splitting the padded input
+    by row and column parity first makes every tap of every tile a contiguous run of L values,
+    so each NumPy pass below is a few long runs instead of many short rows."""
+    n0, n1, r0, r1 = blk
+    c = x.shape[1]
+    nb, rb, lw = n1 - n0, r1 - r0, tw + 1
+    length = rb * lw
+    q = scratch("wino_quarter", (2, 2, nb, c, rb + 1, lw), x.dtype, np)
+    _quarter(x, q, pads, blk)
+    qf = q.reshape(2, 2, nb, c, (rb + 1) * lw)
+    rows = scratch("wino_rows", (4, 2, nb, c, length), x.dtype, np)
+    # B^T along the tile's rows: row i of tile row ty is quarter row ty + i // 2 of parity i % 2
+    _combine([qf[i % 2, :, :, :, (i // 2) * lw:(i // 2) * lw + length] for i in range(4)], list(rows))
+    v = scratch("wino_v", (16, c, nb, length), x.dtype, np)
+    for a in range(4):  # then B along the columns: column j of tile tx is entry tx + j // 2 of parity j % 2
         even, odd = rows[a]
-        _combine([even[..., :tw], odd[..., :tw], even[..., 1:], odd[..., 1:]],
-                 [v[4 * a + b].transpose(1, 0, 2, 3) for b in range(4)])
+        dst = [v[4 * a + b, :, :, :length - 1].transpose(1, 0, 2) for b in range(4)]
+        _combine([even[..., :-1], odd[..., :-1], even[..., 1:], odd[..., 1:]], dst)
+    v[:, :, :, length - 1] = 0  # the last garbage tile, which no slice above reached
     return v
 
 
-def output_transform(m: Any, y: Any, r0: int) -> None:
-    """m (16, O, nb, rb, tw) -> y (nb, O, oh, ow): A^T m A per tile into output rows 2*r0 ..."""
-    _, o, nb, rb, tw = m.shape
+def output_transform(m: Any, y: Any, r0: int, tw: int) -> None:
+    """m (16, O, nb, L) -> y (nb, O, oh, ow): A^T m A per tile into output rows 2*r0 ..."""
+    _, o, nb, length = m.shape
+    lw = tw + 1
+    rb = length // lw
     oh, ow = y.shape[2:]
-    s = scratch("wino_s", (2, 4, o, nb, rb, tw), m.dtype, np)
+    s = scratch("wino_s", (2, 4, o, nb, length), m.dtype, np)
     for b in range(4):  # A^T along the rows: s0 = m0 + m1 + m2, s1 = m1 - m2 - m3
         np.add(m[b], m[4 + b], out=s[0, b])
         s[0, b] += m[8 + b]
         np.subtract(m[4 + b], m[8 + b], out=s[1, b])
         s[1, b] -= m[12 + b]
-    tmp = scratch("wino_y", (o, nb, rb, tw), m.dtype, np)
+    tmp = scratch("wino_y", (o, nb, length), m.dtype, np)
     for i in range(2):  # then A along the columns, then one strided copy to pixels (2ty + i, 2tx + j)
         si = s[i]
         hh = min(rb, (oh - 2 * r0 - i + 1) // 2)
@@ -123,11 +141,11 @@ def output_transform(m: Any, y: Any, r0: int) -> None:
                 np.subtract(si[1], si[2], out=tmp)
                 tmp -= si[3]
             dst = y[:, :, 2 * r0 + i::2, j::2][:, :, :hh]  # (nb, O, rows, cols)
-            dst[...] = tmp[:, :, :hh, :dst.shape[3]].transpose(1, 0, 2, 3)
+            dst[...] = tmp.reshape(o, nb, rb, lw)[:, :, :hh, :dst.shape[3]].transpose(1, 0, 2, 3)
 
 
 def _per_tile_row(c: int, o: int, tw: int, itemsize: int) -> int:
-    return (16 * (c + o) * tw + 12 * c * (tw + 1)) * itemsize  # v, m and the split rows
+    return (16 * (c + o) + 12 * c) * (tw + 1) * itemsize  # v, m, the quarters and the row pass
 
 
 def conv(x: Any, u: Any, pads: tuple, bias: Any = None) -> Any:
@@ -138,38 +156,39 @@ def conv(x: Any, u: Any, pads: tuple, bias: Any = None) -> Any:
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
     for blk in blocks(n, th, _per_tile_row(c, o, tw, x.itemsize)):
         n0, n1, r0, _ = blk
-        v = input_transform(x, pads, blk, tw)             # (16, C, nb, rb, tw)
+        v = input_transform(x, pads, blk, tw)             # (16, C, nb, L)
         m = scratch("wino_m", (16, o) + v.shape[2:], x.dtype, np)
         np.matmul(u, v.reshape(16, c, -1), out=m.reshape(16, o, -1))  # (16, O, C) @ (16, C, tiles)
         if bias is not None:  # tile position (1, 1) reaches all four outputs with weight +1
-            m[5] += bias.reshape(o, 1, 1, 1)
-        output_transform(m, y[n0:n1], r0)
+            m[5] += bias.reshape(o, 1, 1)
+        output_transform(m, y[n0:n1], r0, tw)
     return y
 
 
 def grad_transform(gy: Any, blk: tuple, tw: int) -> Any:
-    """gM (16, O, nb, rb, tw) = A g A^T for each 2x2 block g of gy (N, O, oh, ow) in `blk`
-    (zero past the output's edge): the adjoint of the output transform."""
+    """gM (16, O, nb, L) = A g A^T for each 2x2 block g of gy (N, O, oh, ow) in `blk`, zero
+    for the garbage tile of each row and past the output's edge: the adjoint of the output
+    transform."""
     n0, n1, r0, r1 = blk
-    _, o, oh, ow = gy.shape
-    nb, rb = n1 - n0, r1 - r0
-    gp = scratch("wino_gp", (2, 2, o, nb, rb, tw), gy.dtype, np)  # g[i, j] of every block, (O, nb, rb, tw)
+    o = gy.shape[1]
+    nb, rb, lw = n1 - n0, r1 - r0, tw + 1
+    length = rb * lw
+    gp = scratch("wino_gp", (2, 2, o, nb, rb, lw), gy.dtype, np)  # g[i, j] of every block
+    gp[...] = 0
     gb = gy[n0:n1, :, 2 * r0:2 * r1]
     for i in range(2):
         for j in range(2):
             src = gb[:, :, i::2, j::2].transpose(1, 0, 2, 3)
-            hh, ww = src.shape[2], src.shape[3]
-            if (hh, ww) != (rb, tw):
-                gp[i, j] = 0
-            gp[i, j, :, :, :hh, :ww] = src
-    r = scratch("wino_gr", (4, 2, o, nb, rb, tw), gy.dtype, np)
+            gp[i, j, :, :, :src.shape[2], :src.shape[3]] = src
+    g = gp.reshape(2, 2, o, nb, length)
+    r = scratch("wino_gr", (4, 2, o, nb, length), gy.dtype, np)
     for j in range(2):  # A along the rows: (g0, g0 + g1, g0 - g1, -g1) of each column j
-        g0, g1 = gp[0, j], gp[1, j]
+        g0, g1 = g[0, j], g[1, j]
         r[0, j] = g0
         np.add(g0, g1, out=r[1, j])
         np.subtract(g0, g1, out=r[2, j])
         np.negative(g1, out=r[3, j])
-    gm = scratch("wino_m", (16, o, nb, rb, tw), gy.dtype, np)
+    gm = scratch("wino_m", (16, o, nb, length), gy.dtype, np)
     for a in range(4):  # then along the columns
         g0, g1 = r[a, 0], r[a, 1]
         gm[4 * a] = g0
