@@ -205,8 +205,13 @@ class Tensor:
 
         order = _topological_order(self)
         grads: dict[int, Any] = {id(self): g}
+        # Sums this loop allocated, by tensor id: no op has seen them yet, so later gradients
+        # for the same tensor can be added into them in place (no fresh array per addition).
+        # A sum leaves this dict when it is handed to an op's backward or to a .grad.
+        owned: dict[int, Any] = {}
         for t in reversed(order):
             gt = grads.pop(id(t), None)
+            owned.pop(id(t), None)
             if gt is None:
                 continue
             fn = t.creator
@@ -231,7 +236,12 @@ class Tensor:
                     raise RuntimeError(f"{type(fn).__name__}.backward returned a gradient of shape {gx.shape} "
                                        f"for an input of shape {x.shape}")
                 prev = grads.get(id(x))
-                grads[id(x)] = gx if prev is None else prev + gx
+                if prev is None:
+                    grads[id(x)] = gx
+                elif prev.dtype == gx.dtype and owned.get(id(x)) is prev:
+                    prev += gx
+                else:
+                    grads[id(x)] = owned[id(x)] = prev + gx
             if not retain_graph:
                 fn.release()
         for h in _backward_hooks:

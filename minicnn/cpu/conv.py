@@ -6,6 +6,9 @@
   and per band of positions; each tap's copy is one long contiguous slice.
 - "strided" (any geometry): strided windows copied into a reused column buffer per chunk of
   samples.
+- "winograd" (3x3, stride 1, undilated, ungrouped): F(2x2, 3x3) in `winograd.py`, 2.25x fewer
+  multiplies in 16 batched products, paid for with transform passes; wins when the channel
+  counts are large enough (the rule's threshold, measured).
 `choose_conv_algorithm` is the one rule that picks among them. The weight is the left
 operand, so the matmul writes straight into the NCHW output. Backward rebuilds the columns
 from the saved input instead of keeping them (a 3x3 conv's columns are 9x the input).
@@ -19,27 +22,35 @@ from typing import Any
 import numpy as np
 
 from ..ops.im2col import col2im_add, pad_hw, windows
-from . import tuning
+from . import tuning, winograd
 from .threads import parallel_range
 from .wide import WideLayout
 from .workspace import scratch
 
-ALGORITHMS = ("pointwise", "wide", "strided")
+ALGORITHMS = ("pointwise", "wide", "strided", "winograd")
 
 
-def choose_conv_algorithm(kernel: tuple, stride: tuple, pads: tuple, in_channels: int, out_hw: tuple) -> str:
-    """The rule: 1x1/stride 1/unpadded -> "pointwise"; stride 1 with at least
+def choose_conv_algorithm(kernel: tuple, stride: tuple, pads: tuple, in_channels: int, out_hw: tuple,
+                          out_channels: int = 0, dilation: tuple = (1, 1), groups: int = 1) -> str:
+    """The rule: 1x1/stride 1/unpadded -> "pointwise"; 3x3/stride 1/undilated/ungrouped with
+    in*out channels >= `tuning.WINOGRAD_MIN_CO` -> "winograd"; stride 1 with at least
     `tuning.WIDE_MIN_WORK` column entries per sample -> "wide" (below that, per-sample calls
     cost more than they save); anything else -> "strided"."""
     if kernel == (1, 1) and stride == (1, 1) and not any(pads):
         return "pointwise"
+    wide_channels = in_channels * out_channels >= tuning.WINOGRAD_MIN_CO
+    if wide_channels and winograd.applicable(kernel, stride, dilation, groups, pads):
+        return "winograd"
     if stride == (1, 1) and in_channels * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] >= tuning.WIDE_MIN_WORK:
         return "wide"
     return "strided"
 
 
-def applicable(algorithm: str, kernel: tuple, stride: tuple, pads: tuple) -> bool:
+def applicable(algorithm: str, kernel: tuple, stride: tuple, pads: tuple, dilation: tuple = (1, 1),
+               groups: int = 1) -> bool:
     """Whether `algorithm` can compute this geometry ("strided" always can)."""
+    if algorithm == "winograd":
+        return winograd.applicable(kernel, stride, dilation, groups, pads)
     if algorithm == "pointwise":
         return kernel == (1, 1) and stride == (1, 1) and not any(pads)
     if algorithm == "wide":
@@ -59,11 +70,17 @@ def _shapes(fn: Any) -> tuple:
     return n, c, fn.w.shape[0], fn.groups, fn.k[0] * fn.k[1]
 
 
-def forward_pointwise(fn: Any, x: Any, wg: Any) -> Any:
+def _add_bias(y: Any, b: Any) -> Any:
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1)
+    return y
+
+
+def forward_pointwise(fn: Any, x: Any, wg: Any, b: Any = None) -> Any:
     """y = W @ x per sample: (G, O/G, C/G) @ (N, G, C/G, H*W)."""
     n, o = x.shape[0], fn.w.shape[0]
     oh, ow = fn.out_hw
-    return np.matmul(wg, x.reshape(n, fn.groups, -1, oh * ow)).reshape(n, o, oh, ow)
+    return _add_bias(np.matmul(wg, x.reshape(n, fn.groups, -1, oh * ow)).reshape(n, o, oh, ow), b)
 
 
 # ---- 1x1 --------------------------------------------------------------------------------
@@ -91,7 +108,7 @@ def _samples(fn: Any, run: Any, n: int, work: int) -> None:
     else:
         run(0, n)
 
-def forward_wide(fn: Any, x: Any, wg: Any) -> Any:
+def forward_wide(fn: Any, x: Any, wg: Any, b: Any = None) -> Any:
     lay, bands = _wide(fn)
     n, c, o, g, taps = _shapes(fn)
     y = np.empty((n, o) + fn.out_hw, dtype=x.dtype)
@@ -106,7 +123,10 @@ def forward_wide(fn: Any, x: Any, wg: Any) -> Any:
             for p0, p1 in bands:
                 cv = lay.fill_taps(flat, cols[:, :, :p1 - p0], p0, p1)  # (C, T, band)
                 np.matmul(wg, cv.reshape(g, -1, p1 - p0), out=yw[:, :, p0:p1])
-            y[i] = lay.crop(yw.reshape(o, -1))
+            if b is None:
+                y[i] = lay.crop(yw.reshape(o, -1))
+            else:  # the bias rides on the crop copy instead of costing its own pass over y
+                np.add(lay.crop(yw.reshape(o, -1)), b.reshape(o, 1, 1), out=y[i])
     _samples(fn, run, n, y.size * taps)
     return y
 
@@ -167,14 +187,14 @@ def _cols(fn: Any, xc: Any) -> Any:
     parallel_range(fill, nb, cols.size)
     return cols.reshape(nb, g, c // g * kh * kw, oh * ow)  # (nb, G, C/G*kh*kw, oh*ow)
 
-def forward_strided(fn: Any, x: Any, wg: Any) -> Any:
+def forward_strided(fn: Any, x: Any, wg: Any, b: Any = None) -> Any:
     n, c, o, g, _ = _shapes(fn)
     oh, ow = fn.out_hw
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
     y4 = y.reshape(n, g, o // g, oh * ow)              # (N, G, O/G, oh*ow)
     for n0, n1 in _chunks(fn):
         np.matmul(wg, _cols(fn, x[n0:n1]), out=y4[n0:n1])
-    return y
+    return _add_bias(y, b)
 
 def backward_strided(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
     x, w = fn.x, fn.w
@@ -207,5 +227,17 @@ def backward_strided(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
     return gx, gw
 
 
-FORWARD = {"pointwise": forward_pointwise, "wide": forward_wide, "strided": forward_strided}
-BACKWARD = {"pointwise": backward_pointwise, "wide": backward_wide, "strided": backward_strided}
+# ---- 3x3, stride 1: Winograd F(2x2, 3x3) --------------------------------------------------
+def forward_winograd(fn: Any, x: Any, wg: Any, b: Any = None) -> Any:
+    return winograd.conv(x, winograd.kernel_transform(fn.w), fn.pads, b)
+
+def backward_winograd(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
+    gw = winograd.weight_grad(fn.x, gy, fn.pads) if need_w else None
+    gx = winograd.input_grad(gy, fn.w, fn.x.shape, fn.pads) if need_x else None
+    return gx, gw
+
+
+FORWARD = {"pointwise": forward_pointwise, "wide": forward_wide, "strided": forward_strided,
+           "winograd": forward_winograd}
+BACKWARD = {"pointwise": backward_pointwise, "wide": backward_wide, "strided": backward_strided,
+            "winograd": backward_winograd}

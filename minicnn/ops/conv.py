@@ -7,7 +7,8 @@ product; backward is the same picture read the other way:
 That reference is the baseline the CPU algorithms and the GPU body (our im2col/col2im kernels
 around cuBLAS, or a direct 3x3 kernel: `minicnn.ops.gpu_conv`) are tested against. On
 the CPU, `minicnn.cpu.conv` computes the same maths in cache-sized pieces ("pointwise",
-"wide", "strided"), chosen by `choose_conv_algorithm` unless `algorithm=` names one.
+"wide", "strided") or with fewer multiplies ("winograd", 3x3 stride 1), chosen by
+`choose_conv_algorithm` unless `algorithm=` names one.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ..backend import Array
 from .geometry import Padding, check_float, pair, window_geometry
 from .im2col import col2im, im2col
 
-ALGORITHMS = ("auto", "reference", "pointwise", "wide", "strided")
+ALGORITHMS = ("auto", "reference", "pointwise", "wide", "strided", "winograd")
 
 
 class Conv2dFn(Function):
@@ -104,18 +105,17 @@ class Conv2dFn(Function):
         from ..cpu import conv as kernels
         algo = self.algorithm
         if algo == "auto":
-            algo = kernels.choose_conv_algorithm(self.k, self.stride, self.pads, x.shape[1], self.out_hw)
-        elif algo != "reference" and not kernels.applicable(algo, self.k, self.stride, self.pads):
+            algo = kernels.choose_conv_algorithm(self.k, self.stride, self.pads, x.shape[1], self.out_hw,
+                                                 w.shape[0], self.dilation, self.groups)
+        elif algo != "reference" and not kernels.applicable(algo, self.k, self.stride, self.pads,
+                                                            self.dilation, self.groups):
             raise ValueError(f"{self.who}: algorithm {algo!r} cannot compute kernel {self.k}, stride "
-                             f"{self.stride}, padding {self.pads}")
+                             f"{self.stride}, padding {self.pads}, dilation {self.dilation}, groups {self.groups}")
         self.chosen = algo
         if algo == "reference":
             return self.forward_reference(x, w, b)
         o, g = w.shape[0], self.groups
-        y = kernels.FORWARD[algo](self, x, w.reshape(g, o // g, -1))  # weight (G, O/G, C/G*kh*kw)
-        if b is not None:
-            y += b.reshape(1, o, 1, 1)
-        return y
+        return kernels.FORWARD[algo](self, x, w.reshape(g, o // g, -1), b)  # weight (G, O/G, C/G*kh*kw)
 
     def backward_cpu(self, gy: Array) -> tuple:
         if self.chosen == "reference":
@@ -129,7 +129,7 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Padd
            groups: int = 1, algorithm: str = "auto") -> Tensor:
     """(N, C, H, W) * weight (O, C/groups, kh, kw) [+ bias (O,)] -> (N, O, oh, ow); PyTorch's F.conv2d.
 
-    `algorithm` ("auto", "reference", "pointwise", "wide", "strided") picks the CPU body;
+    `algorithm` ("auto", "reference", "pointwise", "wide", "strided", "winograd") picks the CPU body;
     every choice computes the same result.
     """
     fn = Conv2dFn(stride, padding, dilation, groups, algorithm=algorithm)
