@@ -161,7 +161,8 @@ def bn_backward(mod: Module, x: Any, dy: Any, mean: Any, var: Any, gamma: Any, d
     """dgamma, dbeta (C,) and dx (like x) from dy; float64 mean, var (C,), treated as batch statistics
     when `training` (as constants otherwise)."""
     n, c, hw = _nc_inner(x)
-    mod.launch(f"bn_backward_reduce_{suffix(x)}", blocks(mod, c, 1), THREADS, [x, dy, mean, var, dgamma, dbeta, n, c, hw, eps])
+    mod.launch(f"bn_backward_reduce_{suffix(x)}", blocks(mod, c, 1), THREADS,
+               [x, dy, mean, var, dgamma, dbeta, n, c, hw, eps])
     mod.launch(f"bn_backward_input_{suffix(x)}", _channel_grid(mod, n, c, hw), THREADS,
                [x, dy, mean, var, gamma, dgamma, dbeta, dx, n, c, hw, eps, int(training)])
 
