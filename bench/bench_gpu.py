@@ -145,7 +145,7 @@ def main() -> None:
     b = cp.zeros(c, f32)
     m = mc.module("bias_act")
     record("bias_act_relu", timed(cp, lambda: L.bias_act(m, x, b, y, "relu")), 2 * P)
-    mean, var = cp.empty(c, f32), cp.empty(c, f32)
+    mean, var = cp.empty(c, cp.float64), cp.empty(c, cp.float64)    # batch-norm statistics are float64
     ms = mc.module("batchnorm_stats")
     record("bn_stats", timed(cp, lambda: L.bn_stats(ms, x, mean, var)), P)
     ma = mc.module("batchnorm_apply")

@@ -65,12 +65,9 @@ def bn_body(request):
 
 
 @pytest.mark.parametrize("kind", ["post_relu", "large_mean", "tiny_variance"])
-def test_batch_norm_training_float32_accuracy(kind, bn_body, rng, request):
+def test_batch_norm_training_float32_accuracy(kind, bn_body, rng):
     """PyTorch 2.13's float32 is at 4.4e-8 (output) on the post-ReLU case; minicnn was at 2.3e-6
     (post-ReLU) and 4.5e-4 (large mean) before issue 10."""
-    if bn_body == "kernels" and kind != "post_relu":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="GPU batch-norm kernels keep the mean in "
-                                              "float32 (fix in progress)"))
     x = _inputs(kind, rng)
     got = _bn_run(x, np.float32, bn_body)
     ref = _bn_run(x, np.float64, bn_body)

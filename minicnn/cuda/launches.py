@@ -137,23 +137,33 @@ def _nc_inner(x: Any) -> tuple[int, int, int]:
 
 
 def bn_stats(mod: Module, x: Any, mean: Any, var: Any) -> None:
-    """x (N, C, ...) -> mean (C,), biased var (C,)."""
+    """x (N, C, ...) float32 or float64 -> mean (C,), biased var (C,), both float64 (summed in double)."""
     n, c, hw = _nc_inner(x)
     mod.launch(f"bn_stats_{suffix(x)}", blocks(mod, c, 1), THREADS, [x, mean, var, n, c, hw])
 
 
+def _channel_grid(mod: Module, n: int, c: int, hw: int) -> tuple[int, int]:
+    """2-D grid of the per-channel elementwise kernels: (blocks over a channel's N*HW values,
+    blocks over C), both capped so that the whole grid stays within mod.grid_cap blocks."""
+    by = max(1, min(c, 65535, mod.grid_cap))
+    return max(1, min(mod.grid_cap // by, -(-n * hw // THREADS))), by
+
+
 def bn_forward(mod: Module, x: Any, mean: Any, var: Any, gamma: Any, beta: Any, y: Any, eps: float) -> None:
-    """y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel of x (N, C, ...)."""
+    """y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel of x (N, C, ...); float64 mean, var (C,)."""
     n, c, hw = _nc_inner(x)
-    mod.launch(f"bn_forward_{suffix(x)}", blocks(mod, x.size), THREADS, [x, mean, var, gamma, beta, y, n, c, hw, eps])
+    mod.launch(f"bn_forward_{suffix(x)}", _channel_grid(mod, n, c, hw), THREADS,
+               [x, mean, var, gamma, beta, y, n, c, hw, eps])
 
 
 def bn_backward(mod: Module, x: Any, dy: Any, mean: Any, var: Any, gamma: Any, dx: Any, dgamma: Any, dbeta: Any,
                 eps: float, training: bool = True) -> None:
-    """dgamma, dbeta (C,) and dx (like x) from dy; `training` treats mean/var as batch statistics."""
+    """dgamma, dbeta (C,) and dx (like x) from dy; float64 mean, var (C,), treated as batch statistics
+    when `training` (as constants otherwise)."""
     n, c, hw = _nc_inner(x)
-    mod.launch(f"bn_backward_reduce_{suffix(x)}", blocks(mod, c, 1), THREADS, [x, dy, mean, var, dgamma, dbeta, n, c, hw, eps])
-    mod.launch(f"bn_backward_input_{suffix(x)}", blocks(mod, x.size), THREADS,
+    mod.launch(f"bn_backward_reduce_{suffix(x)}", blocks(mod, c, 1), THREADS,
+               [x, dy, mean, var, dgamma, dbeta, n, c, hw, eps])
+    mod.launch(f"bn_backward_input_{suffix(x)}", _channel_grid(mod, n, c, hw), THREADS,
                [x, dy, mean, var, gamma, dgamma, dbeta, dx, n, c, hw, eps, int(training)])
 
 

@@ -52,26 +52,26 @@ def avgpool_backward(fn: Any, gy: Array) -> Array:
 
 # ---- batch norm ---------------------------------------------------------------------------------
 def batchnorm_forward(fn: Any, x: Array, weight: Array | None, bias: Array | None) -> Array:
-    """Training: per-channel mean and biased variance by bn_stats (shifted sums, Chan merge), running
+    """Training: per-channel mean and biased variance by bn_stats (double sums, Chan merge), running
     statistics moved towards mean and unbiased variance; eval: the running statistics. Then the
-    fused normalise + affine kernel."""
+    fused normalise + affine kernel, which takes the statistics in float64 (the mean's float64
+    remainder is what keeps float32 accurate when |mean| >> sigma)."""
     xp = get_array_module(x)
     x3 = contiguous(xp, fn.x3)                                            # (N, C, L)
     c, dt = x3.shape[1], x3.dtype
     gamma = contiguous(xp, weight) if weight is not None else xp.ones(c, dtype=dt)
     beta = contiguous(xp, bias) if bias is not None else xp.zeros(c, dtype=dt)
     if fn.training:
-        mean, var = xp.empty(c, dtype=dt), xp.empty(c, dtype=dt)
+        mean, var = xp.empty(c, dtype=np.float64), xp.empty(c, dtype=np.float64)
         L.bn_stats(kernels(xp, "batchnorm_stats"), x3, mean, var)
         if fn.rm is not None:
             mom, m = fn.momentum, fn.m
-            fn.rm *= 1 - mom
-            fn.rm += mom * mean
-            fn.rv *= 1 - mom
-            fn.rv += (mom * m / (m - 1)) * var                            # unbiased variance for the running estimate
+            fn.rm[...] = ((1 - mom) * fn.rm + mom * mean).astype(fn.rm.dtype)
+            # the running estimate takes the unbiased variance (PyTorch)
+            fn.rv[...] = ((1 - mom) * fn.rv + (mom * m / (m - 1)) * var).astype(fn.rv.dtype)
     else:
-        mean = contiguous(xp, fn.rm.astype(dt, copy=False))
-        var = contiguous(xp, fn.rv.astype(dt, copy=False))
+        mean = contiguous(xp, fn.rm.astype(np.float64))
+        var = contiguous(xp, fn.rv.astype(np.float64))
     y = xp.empty_like(x3)
     L.bn_forward(kernels(xp, "batchnorm_apply"), x3, mean, var, gamma, beta, y, fn.eps)
     fn.gpu_saved = (x3, mean, var, gamma)
@@ -79,7 +79,8 @@ def batchnorm_forward(fn: Any, x: Array, weight: Array | None, bias: Array | Non
 
 
 def batchnorm_backward(fn: Any, gy: Array) -> Any:
-    """dgamma, dbeta by a per-channel tree reduction, then dx (batch statistics in training, constants in eval)."""
+    """dgamma, dbeta by a per-channel tree reduction in double, then dx (batch statistics in
+    training, constants in eval)."""
     xp = get_array_module(gy)
     x3, mean, var, gamma = fn.gpu_saved
     g3 = contiguous(xp, gy).reshape(x3.shape)                             # (N, C, L)
