@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 from matplotlib import colormaps
@@ -36,7 +37,7 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _title(fig: Figure, title: Optional[str], dataset: Optional[str]) -> None:
+def _title(fig: Figure, title: str | None, dataset: str | None) -> None:
     parts = [p for p in (title, dataset) if p]
     if parts:
         fig.suptitle(" \u2014 ".join(parts), fontsize=14, fontweight="bold")
@@ -109,15 +110,15 @@ def _show(ax: Any, image: np.ndarray) -> None:
         side.set_visible(False)
 
 
-def _name(label: Any, class_names: Optional[Sequence[str]]) -> str:
+def _name(label: Any, class_names: Sequence[str] | None) -> str:
     label = int(label)
     if class_names is not None and 0 <= label < len(class_names):
         return str(class_names[label])
     return str(label)
 
 
-def _grid(images: list[np.ndarray], titles: Sequence[str], colors: Sequence[Optional[str]], ncols: int,
-          title: Optional[str], dataset: Optional[str], path: PathLike, cell: float = 1.9) -> str:
+def _grid(images: list[np.ndarray], titles: Sequence[str], colors: Sequence[str | None], ncols: int,
+          title: str | None, dataset: str | None, path: PathLike, cell: float = 1.9) -> str:
     """Lay images out in rows of ncols, each with a small (optionally coloured) caption."""
     n = len(images)
     if n == 0:
@@ -145,8 +146,8 @@ def _check_len(who: str, **arrays: Any) -> int:
 
 
 # ---- data -----------------------------------------------------------------------------------
-def plot_class_distribution(counts_or_targets: Any, class_names: Optional[Sequence[str]], path: PathLike,
-                            title: str = "Class distribution", dataset: Optional[str] = None) -> str:
+def plot_class_distribution(counts_or_targets: Any, class_names: Sequence[str] | None, path: PathLike,
+                            title: str = "Class distribution", dataset: str | None = None) -> str:
     """Bar chart of samples per class: targets (N,), {class: count}, or {split: targets (N,)} side by side."""
     data = counts_or_targets
     if isinstance(data, Mapping) and data and all(np.ndim(v) == 0 for v in data.values()):
@@ -189,8 +190,8 @@ def plot_class_distribution(counts_or_targets: Any, class_names: Optional[Sequen
     return _save(fig, path)
 
 
-def plot_image_grid(images: Any, labels: Any, class_names: Optional[Sequence[str]], path: PathLike,
-                    ncols: int = 8, title: Optional[str] = "Samples", dataset: Optional[str] = None,
+def plot_image_grid(images: Any, labels: Any, class_names: Sequence[str] | None, path: PathLike,
+                    ncols: int = 8, title: str | None = "Samples", dataset: str | None = None,
                     max_images: int = 64) -> str:
     """Grid of images (N, C, H, W), (N, H, W, C) or (N, H, W), each captioned with its label (N,)."""
     ims = _to_images(images, "plot_image_grid")[:max_images]
@@ -202,9 +203,9 @@ def plot_image_grid(images: Any, labels: Any, class_names: Optional[Sequence[str
     return _grid(ims, titles, [None] * len(ims), ncols, title, dataset, path)
 
 
-def plot_augmented_batch(images: Any, labels: Any, class_names: Optional[Sequence[str]], path: PathLike,
+def plot_augmented_batch(images: Any, labels: Any, class_names: Sequence[str] | None, path: PathLike,
                          originals: Any = None, ncols: int = 8, title: str = "Augmented batch",
-                         dataset: Optional[str] = None) -> str:
+                         dataset: str | None = None) -> str:
     """An augmented batch (N, ...) as a grid; with `originals` (N, ...) each row of originals sits above its augmentation."""
     if originals is None:
         return plot_image_grid(images, labels, class_names, path, ncols=ncols, title=title, dataset=dataset)
@@ -231,7 +232,7 @@ def plot_augmented_batch(images: Any, labels: Any, class_names: Optional[Sequenc
 # ---- training -------------------------------------------------------------------------------
 def plot_history(history: Mapping[str, Sequence[float]], path: PathLike,
                  metrics: Sequence[str] = ("loss", "accuracy", "precision", "recall"),
-                 title: str = "Training history", dataset: Optional[str] = None) -> str:
+                 title: str = "Training history", dataset: str | None = None) -> str:
     """Train vs validation curves per epoch, one panel per metric, from {'loss': [...], 'val_loss': [...]}.
 
     Metrics missing from `history` are skipped; the best validation epoch is marked.
@@ -270,8 +271,8 @@ def plot_history(history: Mapping[str, Sequence[float]], path: PathLike,
 
 
 # ---- evaluation -------------------------------------------------------------------------------
-def plot_confusion_matrix(cm: Any, class_names: Optional[Sequence[str]], path: PathLike, normalize: bool = False,
-                          title: str = "Confusion matrix", dataset: Optional[str] = None) -> str:
+def plot_confusion_matrix(cm: Any, class_names: Sequence[str] | None, path: PathLike, normalize: bool = False,
+                          title: str = "Confusion matrix", dataset: str | None = None) -> str:
     """Heat map of a (C, C) confusion matrix (rows true, columns predicted), counts written in each cell.
 
     normalize=True colours by the fraction of each true class (recall on the diagonal) and
@@ -332,8 +333,8 @@ def decide(probs: Any, threshold: float | None = None, who: str = "decide") -> n
     return p.argmax(axis=1).astype(np.int64)
 
 
-def plot_predictions(images: Any, y_true: Any, y_pred: Any, class_names: Optional[Sequence[str]], path: PathLike,
-                     probs: Any = None, ncols: int = 6, title: str = "Predictions", dataset: Optional[str] = None,
+def plot_predictions(images: Any, y_true: Any, y_pred: Any, class_names: Sequence[str] | None, path: PathLike,
+                     probs: Any = None, ncols: int = 6, title: str = "Predictions", dataset: str | None = None,
                      max_images: int = 36, threshold: float | None = None) -> str:
     """Images captioned "true / predicted" (N,), green when right, red when wrong, with the confidence if probs given.
 
@@ -365,8 +366,8 @@ def plot_predictions(images: Any, y_true: Any, y_pred: Any, class_names: Optiona
     return _grid(ims[:max_images], titles, colors, ncols, caption, dataset, path, cell=2.2)
 
 
-def plot_probability_bars(images: Any, probs: Any, class_names: Optional[Sequence[str]], path: PathLike,
-                          y_true: Any = None, title: str = "Predicted probabilities", dataset: Optional[str] = None,
+def plot_probability_bars(images: Any, probs: Any, class_names: Sequence[str] | None, path: PathLike,
+                          y_true: Any = None, title: str = "Predicted probabilities", dataset: str | None = None,
                           max_images: int = 6, threshold: float | None = None) -> str:
     """One row per image: the image, then a bar per class of its probabilities (N, C), or (N,) P(positive).
 
@@ -407,8 +408,8 @@ def plot_probability_bars(images: Any, probs: Any, class_names: Optional[Sequenc
     return _save(fig, path)
 
 
-def plot_roc_curve(y_true: Any, prob: Any, path: PathLike, auc: Optional[float] = None,
-                   threshold: Optional[float] = 0.5, title: str = "ROC curve", dataset: Optional[str] = None,
+def plot_roc_curve(y_true: Any, prob: Any, path: PathLike, auc: float | None = None,
+                   threshold: float | None = 0.5, title: str = "ROC curve", dataset: str | None = None,
                    label: str = "model") -> str:
     """ROC of binary labels (N,) against P(positive) (N,), with the chance diagonal, AUC in the legend,
     and the operating point at `threshold` marked (None to leave it out)."""
@@ -436,8 +437,8 @@ def plot_roc_curve(y_true: Any, prob: Any, path: PathLike, auc: Optional[float] 
     return _save(fig, path)
 
 
-def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Optional[Sequence[str]] = None,
-                 alpha: float = 0.4, ncols: int = 4, title: str = "Grad-CAM", dataset: Optional[str] = None) -> str:
+def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Sequence[str] | None = None,
+                 alpha: float = 0.4, ncols: int = 4, title: str = "Grad-CAM", dataset: str | None = None) -> str:
     """Heat maps (N, h, w) in [0, 1] drawn in jet over the images (N, ...); maps are stretched to the image size.
 
     A constant map (the model's output does not depend on that image, e.g. an untrained model)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from minicnn.autograd import Tensor
-from minicnn.ops import conv2d, conv2d_naive, depthwise_conv2d, max_pool2d
 from minicnn.nn.conv import Conv2d, DepthwiseConv2d, SeparableConv2d
 from minicnn.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
+from minicnn.ops import conv2d, conv2d_naive, depthwise_conv2d, max_pool2d
 
 
 def img(*shape):

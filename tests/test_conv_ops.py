@@ -5,10 +5,20 @@ import numpy as np
 import pytest
 
 from minicnn.autograd import Tensor
-from minicnn.ops import (col2im, col2im_naive, conv2d, conv2d_naive, depthwise_conv2d, depthwise_conv2d_naive,
-                          im2col, im2col_naive, same_padding, separable_conv2d)
-from minicnn.ops.geometry import window_geometry
 from minicnn.gradcheck import gradcheck
+from minicnn.ops import (
+    col2im,
+    col2im_naive,
+    conv2d,
+    conv2d_naive,
+    depthwise_conv2d,
+    depthwise_conv2d_naive,
+    im2col,
+    im2col_naive,
+    same_padding,
+    separable_conv2d,
+)
+from minicnn.ops.geometry import window_geometry
 
 
 def pairwise(options: dict, valid) -> list:

@@ -10,7 +10,7 @@ Weights from other frameworks map 1:1 after a transpose:
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +138,7 @@ class SeparableConv2d(Module):
             raise ValueError(f"{who}.depthwise: {e}") from e
         return self.pointwise(h)  # (N, out, oh, ow)
 
-    def load_keras_weights(self, depthwise_kernel: Any, pointwise_kernel: Any, bias: Optional[Any] = None) -> None:
+    def load_keras_weights(self, depthwise_kernel: Any, pointwise_kernel: Any, bias: Any | None = None) -> None:
         """Copy Keras weights in: depthwise_kernel (kh, kw, C, m), pointwise_kernel (1, 1, C*m, out), bias (out,)."""
         dk, pk = np.asarray(depthwise_kernel), np.asarray(pointwise_kernel)
         kh, kw, c, m = dk.shape

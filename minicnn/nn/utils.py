@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Union
+from collections.abc import Iterable
+from typing import Union
 
 from ..autograd import Tensor
 from ..backend import get_array_module

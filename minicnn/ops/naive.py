@@ -7,7 +7,8 @@ Padding is never materialised here: a tap that falls outside the input is simply
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class Conv2dNaiveFn(Function):
                             for i, j, iy, ix in window_taps(self.x.shape, self.k, self.s, self.d, self.pads, oy, ox):
                                 yield n, o, oy, ox, ci, cw, i, j, iy, ix
 
-    def forward_cpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+    def forward_cpu(self, x: Array, w: Array, b: Array | None = None) -> Array:
         if x.ndim == 4 and x.shape[1] != w.shape[1] * self.groups:
             raise ValueError(f"conv2d_naive: expected input with {w.shape[1] * self.groups} channels, got shape {x.shape}")
         self.x, self.w, self.has_bias = x, w, b is not None
@@ -183,7 +184,7 @@ class MaxPool2dNaiveFn(_PoolNaiveFn):
 
 
 class AvgPool2dNaiveFn(_PoolNaiveFn):
-    def __init__(self, kernel_size: Any, stride: Any, padding: Padding, count_include_pad: Optional[bool],
+    def __init__(self, kernel_size: Any, stride: Any, padding: Padding, count_include_pad: bool | None,
                  ceil_mode: bool = False):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.include = count_include_pad if count_include_pad is not None else not isinstance(padding, str)
@@ -212,7 +213,7 @@ def max_pool2d_naive(x: Any, kernel_size: Any, stride: Any = None, padding: Padd
 
 
 def avg_pool2d_naive(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 0,
-                     count_include_pad: Optional[bool] = None, ceil_mode: bool = False) -> Tensor:
+                     count_include_pad: bool | None = None, ceil_mode: bool = False) -> Tensor:
     """Loop reference for avg_pool2d."""
     return AvgPool2dNaiveFn(kernel_size, stride, padding, count_include_pad, ceil_mode)(x)
 

@@ -1,7 +1,8 @@
 """Shape ops: reshape, transpose, indexing, concatenation, stacking and constant padding."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -6,7 +6,8 @@ NumPy/CuPy arithmetic: an optimizer step is not part of any autograd graph.
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Union
+from collections.abc import Iterable
+from typing import Any, Union
 
 import numpy as np
 
