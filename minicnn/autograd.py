@@ -310,8 +310,8 @@ class Tensor:
     def __le__(self, other): return Tensor(self.data <= _raw(other))
     def __gt__(self, other): return Tensor(self.data > _raw(other))
     def __ge__(self, other): return Tensor(self.data >= _raw(other))
-    def __eq__(self, other): return Tensor(self.data == _raw(other))  # type: ignore[override]
-    def __ne__(self, other): return Tensor(self.data != _raw(other))  # type: ignore[override]
+    def __eq__(self, other): return Tensor(self.data == _raw(other))
+    def __ne__(self, other): return Tensor(self.data != _raw(other))
     __hash__ = object.__hash__
 
     def __bool__(self) -> bool:

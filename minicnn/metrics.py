@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 AVERAGES = ("binary", "macro", "micro", "weighted", None)
 
@@ -84,7 +85,7 @@ def _same_length(a: np.ndarray, b: np.ndarray, names: str = "y_true, y_pred") ->
         raise ValueError(f"{names} must have the same length, got shapes {a.shape} and {b.shape}")
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def _ratio(num: ArrayLike, den: ArrayLike) -> np.ndarray:
     """num / den with 0.0 where den == 0 (see the module docstring)."""
     num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
     return np.divide(num, den, out=np.zeros_like(num), where=den != 0)

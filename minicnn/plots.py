@@ -12,7 +12,7 @@ import os
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .metrics import _to_numpy, roc_auc, roc_curve
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 GOOD, BAD, NEUTRAL = "#1a9850", "#d73027", "#9e9e9e"  # right / wrong / other
 
 
@@ -173,10 +173,10 @@ def plot_class_distribution(counts_or_targets: Any, class_names: Sequence[str] |
     fig = _figure(max(5.0, 1.3 * k * max(1, n_split) ** 0.5 + 2), 4.2)
     ax = fig.subplots()
     width = 0.8 / n_split
-    colors = colormaps["tab10"].colors
+    tab10 = colormaps["tab10"]  # a list of 10 colours: tab10(i) is the i-th
     for i, (split, counts) in enumerate(splits.items()):
         xs = np.arange(k) + (i - (n_split - 1) / 2) * width
-        bars = ax.bar(xs, counts, width * 0.95, color=colors[i % 10], label=split or None)
+        bars = ax.bar(xs, counts, width * 0.95, color=tab10(i % 10), label=split or None)
         total = max(int(counts.sum()), 1)
         labels = [f"{c}\n{100 * c / total:.0f}%" for c in counts]
         ax.bar_label(bars, labels=labels, fontsize=8, padding=2)
@@ -206,7 +206,7 @@ def plot_image_grid(images: Any, labels: Any, class_names: Sequence[str] | None,
 def plot_augmented_batch(images: Any, labels: Any, class_names: Sequence[str] | None, path: PathLike,
                          originals: Any = None, ncols: int = 8, title: str = "Augmented batch",
                          dataset: str | None = None) -> str:
-    """An augmented batch (N, ...) as a grid; with `originals` (N, ...) each row of originals sits above its augmentation."""
+    """An augmented batch (N, ...) as a grid; with `originals` (N, ...) each original sits above its augmentation."""
     if originals is None:
         return plot_image_grid(images, labels, class_names, path, ncols=ncols, title=title, dataset=dataset)
     aug, orig = _to_images(images, "plot_augmented_batch"), _to_images(originals, "plot_augmented_batch")
@@ -451,6 +451,8 @@ def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Sequence[st
         raise ValueError(f"plot_gradcam: heatmaps must be (N, h, w), got shape {maps.shape}")
     _check_len("plot_gradcam", images=ims, heatmaps=maps, titles=titles)
     n = len(ims)
+    if n == 0:
+        raise ValueError("plot_gradcam: no images given")
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
     fig = _figure(2.6 * ncols + 0.8, 2.6 * nrows + 0.5)
@@ -470,6 +472,7 @@ def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Sequence[st
             ax.text(0.5, 0.5, "flat map: no evidence\n(the output does not\nchange with this image)",
                     transform=ax.transAxes, ha="center", va="center", fontsize=9, color="white",
                     bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
+    assert overlay is not None  # n >= 1, so the loop drew at least one map
     fig.colorbar(overlay, ax=list(axes[:n]), shrink=0.8, label="class evidence")
     _title(fig, title, dataset)
     return _save(fig, path)

@@ -8,6 +8,7 @@ identical whatever `num_workers` is.
 from __future__ import annotations
 
 import math
+import secrets
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -63,8 +64,8 @@ class DataLoader:
         self.num_workers, self.prefetch, self.sampler = num_workers, prefetch, sampler
         self.collate_fn = collate_fn or default_collate
         self.device = device
-        # without a seed, draw one: epochs still differ, runs do not repeat
-        self.seed = int(np.random.SeedSequence().entropy % (1 << 63)) if seed is None else int(seed)
+        # without a seed, draw one from the OS: epochs still differ, runs do not repeat
+        self.seed = secrets.randbits(63) if seed is None else int(seed)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

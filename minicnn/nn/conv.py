@@ -125,7 +125,8 @@ class SeparableConv2d(Module):
                  dilation: Any = 1, depth_multiplier: int = 1, bias: bool = True):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.depthwise = DepthwiseConv2d(in_channels, kernel_size, depth_multiplier, stride, padding, dilation, bias=False)
+        self.depthwise = DepthwiseConv2d(in_channels, kernel_size, depth_multiplier, stride, padding, dilation,
+                                         bias=False)
         self.pointwise = Conv2d(in_channels * depth_multiplier, out_channels, 1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -31,7 +31,7 @@ class Module:
     # set in __init__ through object.__setattr__ (our __setattr__ needs them to exist first)
     _parameters: OrderedDict[str, Parameter | None]
     _buffers: OrderedDict[str, Tensor | None]
-    _modules: OrderedDict[str, Module | None]
+    _modules: OrderedDict[str, Module]  # assigning None to a child removes it (__setattr__)
     _forward_pre_hooks: OrderedDict[int, ForwardPreHook]
     _forward_hooks: OrderedDict[int, ForwardHook]
     training: bool
@@ -47,7 +47,8 @@ class Module:
     # ---- registration -------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 f"before assigning {name!r}")
         if name in self._buffers and not isinstance(value, (Parameter, Module)):
             value = value if value is None or isinstance(value, Tensor) else Tensor(value)
             self._buffers[name] = value

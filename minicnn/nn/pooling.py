@@ -1,4 +1,4 @@
-"""Pooling layers: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`, `AdaptiveMaxPool2d`, `GlobalAvgPool2d` over (N, C, H, W)."""
+"""Pooling layers over (N, C, H, W): `MaxPool2d`, `AvgPool2d`, `AdaptiveAvg/MaxPool2d`, `GlobalAvgPool2d`."""
 from __future__ import annotations
 
 from typing import Any

@@ -86,7 +86,8 @@ class DepthwiseConv2dFn(Function):
         gw = xp.zeros(w3.shape, dtype=gy.dtype) if self.needs_grad[1] else None
         for t, (i, j) in enumerate(self.taps):
             if gpad is not None:  # each tap's share goes back onto the pixels it read (overlaps add)
-                tap(gpad, i, j, self.stride, self.dilation, oh, ow)[...] += (gy5 * w3[None, :, :, t, None, None]).sum(axis=2)
+                share = (gy5 * w3[None, :, :, t, None, None]).sum(axis=2)
+                tap(gpad, i, j, self.stride, self.dilation, oh, ow)[...] += share
             if gw is not None:
                 xs = tap(xpad, i, j, self.stride, self.dilation, oh, ow)[:, :, None]  # (N, C, 1, oh, ow)
                 gw[:, :, t] = (gy5 * xs).sum(axis=(0, 3, 4))

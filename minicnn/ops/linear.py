@@ -17,7 +17,8 @@ class LinearFn(Function):
 
     def backward(self, gy: Array) -> tuple:
         gx = gy @ self.w if self.needs_grad[0] else None                  # (N, in)
-        gw = (gy.reshape(-1, gy.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])) if self.needs_grad[1] else None  # (out, in)
+        # (out, in)
+        gw = (gy.reshape(-1, gy.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])) if self.needs_grad[1] else None
         if len(self.needs_grad) == 2:
             return gx, gw
         gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0) if self.needs_grad[2] else None  # (out,)

@@ -36,7 +36,8 @@ def window_taps(x_shape: tuple, k: tuple, s: tuple, d: tuple, pads: tuple, oy: i
 
 
 # ---- im2col ------------------------------------------------------------------------------
-def im2col_naive(x: np.ndarray, kernel_size: Any, stride: Any = 1, padding: Padding = 0, dilation: Any = 1) -> np.ndarray:
+def im2col_naive(x: np.ndarray, kernel_size: Any, stride: Any = 1, padding: Padding = 0,
+                 dilation: Any = 1) -> np.ndarray:
     """(N, C, H, W) -> (N, C*kh*kw, oh*ow), one window per column, zeros where padded."""
     k, s, d, pads, oh, ow = _geometry(x.shape, kernel_size, stride, padding, dilation, "im2col_naive")
     n_, c_ = x.shape[:2]
@@ -87,7 +88,8 @@ class Conv2dNaiveFn(Function):
 
     def forward_cpu(self, x: Array, w: Array, b: Array | None = None) -> Array:
         if x.ndim == 4 and x.shape[1] != w.shape[1] * self.groups:
-            raise ValueError(f"conv2d_naive: expected input with {w.shape[1] * self.groups} channels, got shape {x.shape}")
+            raise ValueError(f"conv2d_naive: expected input with {w.shape[1] * self.groups} channels, "
+                             f"got shape {x.shape}")
         self.x, self.w, self.has_bias = x, w, b is not None
         self.k, self.s, self.d, self.pads, self.oh, self.ow = _geometry(
             x.shape, w.shape[2:], self.stride, self.padding, self.dilation, "conv2d_naive")
@@ -130,7 +132,8 @@ class _PoolNaiveFn(Function):
     def _setup(self, x: np.ndarray, who: str) -> None:
         stride = self.kernel_size if self.stride is None else self.stride
         self.x_shape = x.shape
-        self.k, self.s, self.d, self.pads, self.oh, self.ow = _geometry(x.shape, self.kernel_size, stride, self.padding, 1, who)
+        self.k, self.s, self.d, self.pads, self.oh, self.ow = _geometry(x.shape, self.kernel_size, stride,
+                                                                       self.padding, 1, who)
         if self.ceil_mode:  # ceil, then drop a last window that would start past the input and left padding
             h, w = x.shape[2:]
             t, b, left, r = self.pads
