@@ -26,13 +26,17 @@ def fwd_bwd_case(framework: str, arrays: Arrays, names: list[str], op: Callable[
 
         ts = [minicnn.tensor(arrays[n], requires_grad=True) for n in names]
         gy: Any = minicnn.tensor(arrays["gy"])
-        to_np = lambda t: t.data
+
+        def to_np(t: Any) -> Any:
+            return t.data
     else:
         import torch
 
         ts = [torch.from_numpy(arrays[n].copy()).requires_grad_() for n in names]
         gy = torch.from_numpy(arrays["gy"])
-        to_np = lambda t: t.detach().numpy()
+
+        def to_np(t: Any) -> Any:
+            return t.detach().numpy()
 
     def run() -> Any:
         for t in ts:
@@ -89,9 +93,11 @@ def separable(n: int, c: int, o: int, hw: int) -> Workload:
         def build(a: Arrays) -> Case:
             F = functional(fw)
             if fw == "minicnn":
-                op = lambda x, dw, pw, b: F.separable_conv2d(x, dw, pw, b, padding=1)
+                def op(x: Any, dw: Any, pw: Any, b: Any) -> Any:
+                    return F.separable_conv2d(x, dw, pw, b, padding=1)
             else:  # PyTorch has no separable op: depthwise (groups=C) then 1x1
-                op = lambda x, dw, pw, b: F.conv2d(F.conv2d(x, dw, None, padding=1, groups=c), pw, b)
+                def op(x: Any, dw: Any, pw: Any, b: Any) -> Any:
+                    return F.conv2d(F.conv2d(x, dw, None, padding=1, groups=c), pw, b)
             return fwd_bwd_case(fw, a, ["x", "dw", "pw", "b"], op)
         return build
 
@@ -133,10 +139,14 @@ def batchnorm(shape: tuple[int, int, int, int]) -> Workload:
             F = functional(fw)
             if fw == "minicnn":
                 import numpy as np
-                stats: Callable[[], tuple[Any, Any]] = lambda: (np.zeros(c, np.float32), np.ones(c, np.float32))
+
+                def stats() -> tuple[Any, Any]:
+                    return np.zeros(c, np.float32), np.ones(c, np.float32)
             else:
                 import torch
-                stats = lambda: (torch.zeros(c), torch.ones(c))
+
+                def stats() -> tuple[Any, Any]:
+                    return torch.zeros(c), torch.ones(c)
             # fresh running statistics per call: training mode updates them in place
             return fwd_bwd_case(fw, a, ["x", "w", "b"], lambda x, w, b: F.batch_norm(x, *stats(), w, b, True))
         return build

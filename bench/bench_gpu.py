@@ -134,8 +134,9 @@ def main() -> None:
     res["copy_bandwidth_GBps"] = 2 * src.nbytes / t / 1e9
 
     def record(name: str, seconds: float, nbytes: float, flops: float = 0.0, **extra: Any) -> None:
+        gbps = nbytes / seconds / 1e9
         res["kernels"][name] = {"ms": seconds * 1e3, "bytes": nbytes, "flops": flops,
-                                "GBps": nbytes / seconds / 1e9, "fraction_of_copy": nbytes / seconds / 1e9 / res["copy_bandwidth_GBps"],
+                                "GBps": gbps, "fraction_of_copy": gbps / res["copy_bandwidth_GBps"],
                                 "roofline_ms_h200": nbytes / PEAK_HBM * 1e3, **extra}
         print(f"{name:28s} {seconds * 1e3:8.3f} ms  {nbytes / seconds / 1e9:8.1f} GB/s", flush=True)
 
@@ -156,12 +157,15 @@ def main() -> None:
     mp = mc.module("maxpool")
     yo = cp.empty((n, c, hw // 2, hw // 2), f32)
     idx = cp.empty(yo.shape, cp.int64)
-    record("maxpool_forward_2x2", timed(cp, lambda: L.maxpool_forward(mp, x, yo, idx, (2, 2), (2, 2), (0, 0))), P + yo.size * 12)
-    record("maxpool_backward_2x2", timed(cp, lambda: L.maxpool_backward(mp, yo, idx, dx, (2, 2), (2, 2), (0, 0))), P + yo.size * 12)
+    record("maxpool_forward_2x2", timed(cp, lambda: L.maxpool_forward(mp, x, yo, idx, (2, 2), (2, 2), (0, 0))),
+           P + yo.size * 12)
+    record("maxpool_backward_2x2", timed(cp, lambda: L.maxpool_backward(mp, yo, idx, dx, (2, 2), (2, 2), (0, 0))),
+           P + yo.size * 12)
     pa = cp.random.standard_normal(4_000_000, dtype=f32)
     ga, m1, v1 = cp.random.standard_normal(pa.size, dtype=f32), cp.zeros_like(pa), cp.zeros_like(pa)
     madam = mc.module("adam")
-    record("adam_4M", timed(cp, lambda: L.adam(madam, pa, ga, m1, v1, 1, 1e-3, (0.9, 0.999), 1e-8, 0.0, False)), 7 * pa.nbytes)
+    record("adam_4M", timed(cp, lambda: L.adam(madam, pa, ga, m1, v1, 1, 1e-3, (0.9, 0.999), 1e-8, 0.0, False)),
+           7 * pa.nbytes)
 
     # depthwise 3x3 forward + backward vs cuDNN
     cd = 64

@@ -205,7 +205,8 @@ def check_results(wl: Workload, names: list[str], tmp: str) -> tuple[float | Non
         truth = load(f"check-{ref}.f64.npz")
         errors[f"{ref} (float32 vs float64)"], problems = compare_arrays(checks[ref], truth, float("inf"))
         if problems:
-            raise BenchError(f"{wl.name}: {ref}'s float32 and float64 results differ in kind:\n  " + "\n  ".join(problems))
+            raise BenchError(f"{wl.name}: {ref}'s float32 and float64 results differ in kind:\n  "
+                             + "\n  ".join(problems))
         # one bound for all arrays: which array float32 rounding hits hardest (a ReLU kink
         # flipping, a small batch variance) differs between frameworks by chance
         ref_worst = max(errors[f"{ref} (float32 vs float64)"].values(), default=0.0)
@@ -353,7 +354,8 @@ def machine() -> str:
 
 
 def git_commit(tree: str) -> str:
-    res = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    res = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True, check=False)
     dirty = subprocess.run(["git", "-C", tree, "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True, check=False).stdout.strip()
     return (res.stdout.strip() or "unknown") + (" (modified)" if dirty else "")
@@ -459,10 +461,13 @@ def markdown(result: dict, previous: dict | None = None) -> str:
             row += [_ms(p["stats"][fws[0]]) if p and fws[0] in p["stats"] else "-",
                     f"{p['ratio']:.2f}" if p and "ratio" in p else "-"]
         lines.append("| " + " | ".join(row) + " |")
-    mem = [f"{rec['name']}: " + ", ".join(f"{fw} {rec['memory'][fw]['peak_rss_mib']:.0f} MiB peak "
-                                          f"(+{rec['memory'][fw]['peak_rss_mib'] - rec['memory'][fw]['rss_after_import_mib']:.0f} after import)"
-                                          for fw in fws)
-           for rec in result["workloads"]]
+
+    def peak(rec: dict, fw: str) -> str:
+        m = rec["memory"][fw]
+        grown = m["peak_rss_mib"] - m["rss_after_import_mib"]
+        return f"{fw} {m['peak_rss_mib']:.0f} MiB peak (+{grown:.0f} after import)"
+
+    mem = [f"{rec['name']}: " + ", ".join(peak(rec, fw) for fw in fws) for rec in result["workloads"]]
     lines += ["", "Peak resident memory per worker process: " + "; ".join(mem) + "."]
     return "\n".join(lines)
 

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .backend import (Array, BackendError, DeviceMismatchError, device_of, get_array_module, gpu_module,
-                      normalize_device, to_device)
+from .backend import (
+    Array,
+    BackendError,
+    DeviceMismatchError,
+    device_of,
+    get_array_module,
+    gpu_module,
+    normalize_device,
+    to_device,
+)
 
 _grad_enabled = True
 
@@ -80,10 +89,10 @@ class Tensor:
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
     __slots__ = ("data", "requires_grad", "grad", "creator", "name", "_retain", "__weakref__")
 
-    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: Optional[str] = None):
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
         self.data = _to_array(data, dtype)
-        self.grad: Optional[Tensor] = None
-        self.creator: Optional[Function] = None
+        self.grad: Tensor | None = None
+        self.creator: Function | None = None
         self.name = name
         self._retain = False
         self.requires_grad = False
@@ -125,14 +134,14 @@ class Tensor:
             extra = f", dtype={self.dtype}" + extra
         return f"tensor({body}{extra})"
 
-    def requires_grad_(self, flag: bool = True) -> "Tensor":
+    def requires_grad_(self, flag: bool = True) -> Tensor:
         """Turn gradient tracking on or off in place (freezing a parameter sets it False)."""
         if flag and not np.issubdtype(np.dtype(str(self.data.dtype)), np.floating):
             raise TypeError(f"only floating-point tensors can require gradients; got dtype {self.data.dtype}")
         self.requires_grad = bool(flag)
         return self
 
-    def retain_grad(self) -> "Tensor":
+    def retain_grad(self) -> Tensor:
         """Keep `.grad` on this non-leaf tensor after backward (leaves always keep it)."""
         self._retain = True
         return self
@@ -150,11 +159,11 @@ class Tensor:
     def tolist(self) -> Any:
         return self.numpy().tolist()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph."""
         return Tensor(self.data)
 
-    def to(self, device: Any = None, dtype: Any = None) -> "Tensor":
+    def to(self, device: Any = None, dtype: Any = None) -> Tensor:
         """Copy to 'cpu'/'cuda' and/or another dtype; returns self when nothing changes.
 
         Both moves are recorded by autograd (the gradient flows back to the source device and
@@ -169,21 +178,21 @@ class Tensor:
             out = Cast(dtype)(out)
         return out
 
-    def cuda(self) -> "Tensor":
+    def cuda(self) -> Tensor:
         """This tensor on the GPU (self if already there)."""
         return self.to("cuda")
 
-    def cpu(self) -> "Tensor":
+    def cpu(self) -> Tensor:
         """This tensor on the CPU as NumPy (self if already there)."""
         return self.to("cpu")
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return self.to(dtype=np.float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self.to(dtype=np.float64)
 
-    def astype(self, dtype: Any) -> "Tensor":
+    def astype(self, dtype: Any) -> Tensor:
         return self.to(dtype=dtype)
 
     # ---- the engine ---------------------------------------------------------------------
@@ -301,8 +310,8 @@ class Tensor:
     def __le__(self, other): return Tensor(self.data <= _raw(other))
     def __gt__(self, other): return Tensor(self.data > _raw(other))
     def __ge__(self, other): return Tensor(self.data >= _raw(other))
-    def __eq__(self, other): return Tensor(self.data == _raw(other))  # type: ignore[override]
-    def __ne__(self, other): return Tensor(self.data != _raw(other))  # type: ignore[override]
+    def __eq__(self, other): return Tensor(self.data == _raw(other))
+    def __ne__(self, other): return Tensor(self.data != _raw(other))
     __hash__ = object.__hash__
 
     def __bool__(self) -> bool:
@@ -314,7 +323,7 @@ class Tensor:
     def __int__(self) -> int:
         return int(self.item())
 
-    def argmax(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> "Tensor":
+    def argmax(self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None) -> Tensor:
         """Replaced by minicnn.ops (PyTorch's dim=/keepdim= or NumPy's axis=/keepdims=)."""
         return Tensor(self.data.argmax(axis=axis if dim is None else dim))
 
@@ -328,7 +337,7 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def as_tensor(x: Any, like: Optional[Tensor] = None) -> Tensor:
+def as_tensor(x: Any, like: Tensor | None = None) -> Tensor:
     """Wrap a constant as a Tensor; a Python scalar takes `like`'s dtype (so x * 2 stays float32)."""
     if isinstance(x, Tensor):
         return x
@@ -377,7 +386,7 @@ class Function:
     are never copied to the host behind the caller's back.
     """
 
-    inputs: Optional[tuple[Tensor, ...]] = None
+    inputs: tuple[Tensor, ...] | None = None
     needs_grad: tuple[bool, ...] = ()
 
     def __call__(self, *inputs: Any) -> Tensor:
@@ -440,7 +449,7 @@ class Function:
         self.inputs = None
 
 
-def _check_same_device(fn: "Function", xs: tuple[Tensor, ...]) -> None:
+def _check_same_device(fn: Function, xs: tuple[Tensor, ...]) -> None:
     """Refuse an op whose inputs live on two devices (CuPy would fail later with a vaguer TypeError)."""
     devices = [device_of(x.data) for x in xs]
     if len(set(devices)) > 1:

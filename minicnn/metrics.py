@@ -13,9 +13,11 @@ Conventions (documented once, used everywhere):
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 AVERAGES = ("binary", "macro", "micro", "weighted", None)
 
@@ -83,14 +85,14 @@ def _same_length(a: np.ndarray, b: np.ndarray, names: str = "y_true, y_pred") ->
         raise ValueError(f"{names} must have the same length, got shapes {a.shape} and {b.shape}")
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def _ratio(num: ArrayLike, den: ArrayLike) -> np.ndarray:
     """num / den with 0.0 where den == 0 (see the module docstring)."""
     num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
     return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
 
 
 # ---- confusion matrix and the ratios built on it -----------------------------------------
-def confusion_matrix(y_true: Any, y_pred: Any, num_classes: Optional[int] = None) -> np.ndarray:
+def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -> np.ndarray:
     """Counts (C, C), row = true class, column = predicted class; C = num_classes or max label + 1."""
     t, p = _labels(y_true), _labels(y_pred, "y_pred")
     _same_length(t, p)
@@ -118,7 +120,7 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
     return float(np.mean(t == p)) if t.size else 0.0
 
 
-def _averaged(kind: str, y_true: Any, y_pred: Any, average: Optional[str], num_classes: Optional[int],
+def _averaged(kind: str, y_true: Any, y_pred: Any, average: str | None, num_classes: int | None,
               pos_label: int) -> Any:
     """Shared body of precision/recall/specificity/f1 for every averaging mode."""
     if average not in AVERAGES:
@@ -147,13 +149,13 @@ def _averaged(kind: str, y_true: Any, y_pred: Any, average: Optional[str], num_c
     return score  # average=None: one value per class, (C,)
 
 
-def precision(y_true: Any, y_pred: Any, average: Optional[str] = "binary", num_classes: Optional[int] = None,
+def precision(y_true: Any, y_pred: Any, average: str | None = "binary", num_classes: int | None = None,
               pos_label: int = 1) -> Any:
     """TP / (TP + FP) of labels (N,); a float, or (C,) per class when average=None."""
     return _averaged("precision", y_true, y_pred, average, num_classes, pos_label)
 
 
-def recall(y_true: Any, y_pred: Any, average: Optional[str] = "binary", num_classes: Optional[int] = None,
+def recall(y_true: Any, y_pred: Any, average: str | None = "binary", num_classes: int | None = None,
            pos_label: int = 1) -> Any:
     """TP / (TP + FN) of labels (N,), a.k.a. sensitivity; a float, or (C,) when average=None."""
     return _averaged("recall", y_true, y_pred, average, num_classes, pos_label)
@@ -162,20 +164,20 @@ def recall(y_true: Any, y_pred: Any, average: Optional[str] = "binary", num_clas
 sensitivity = recall
 
 
-def specificity(y_true: Any, y_pred: Any, average: Optional[str] = "binary", num_classes: Optional[int] = None,
+def specificity(y_true: Any, y_pred: Any, average: str | None = "binary", num_classes: int | None = None,
                 pos_label: int = 1) -> Any:
     """TN / (TN + FP) of labels (N,): the recall of the negatives; float or (C,)."""
     return _averaged("specificity", y_true, y_pred, average, num_classes, pos_label)
 
 
-def f1_score(y_true: Any, y_pred: Any, average: Optional[str] = "binary", num_classes: Optional[int] = None,
+def f1_score(y_true: Any, y_pred: Any, average: str | None = "binary", num_classes: int | None = None,
              pos_label: int = 1) -> Any:
     """Harmonic mean of precision and recall of labels (N,); float or (C,)."""
     return _averaged("f1", y_true, y_pred, average, num_classes, pos_label)
 
 
-def classification_report(y_true: Any, y_pred: Any, class_names: Optional[Sequence[str]] = None,
-                          num_classes: Optional[int] = None) -> dict:
+def classification_report(y_true: Any, y_pred: Any, class_names: Sequence[str] | None = None,
+                          num_classes: int | None = None) -> dict:
     """Per-class precision/recall/specificity/f1/support for labels (N,), plus accuracy and averages.
 
     Shaped like scikit-learn's `output_dict=True`: {name: {...}, 'accuracy': float,
@@ -230,7 +232,7 @@ def roc_auc(y_true: Any, prob: Any) -> float:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def roc_auc_ovr(y_true: Any, probs: Any, average: Optional[str] = "macro") -> Any:
+def roc_auc_ovr(y_true: Any, probs: Any, average: str | None = "macro") -> Any:
     """One-vs-rest AUC of labels (N,) against probabilities (N, C): macro mean, or (C,) if average=None.
 
     Classes absent from y_true (or present in every sample) have no AUC (nan) and are left out
@@ -371,7 +373,7 @@ class MetricTracker:
     class, small next to the images). Pass `loss=` to `update` to also get the mean loss.
     """
 
-    def __init__(self, num_classes: Optional[int] = None, threshold: float = 0.5):
+    def __init__(self, num_classes: int | None = None, threshold: float = 0.5):
         self.num_classes = num_classes
         self.threshold = threshold
         self.reset()
@@ -383,7 +385,7 @@ class MetricTracker:
         self._loss_sum = 0.0
         self._loss_n = 0
 
-    def update(self, y_true: Any, prob: Any, loss: Optional[float] = None) -> None:
+    def update(self, y_true: Any, prob: Any, loss: float | None = None) -> None:
         """Add one batch: labels (B,) and probabilities (B,), (B, 1) or (B, C); loss is the batch mean."""
         t = _labels(y_true)
         p = _probs(prob)
@@ -425,7 +427,7 @@ class BinaryMetrics(MetricTracker):
     def __init__(self, threshold: float = 0.5):
         super().__init__(num_classes=2, threshold=threshold)
 
-    def update(self, y_true: Any, prob: Any, loss: Optional[float] = None) -> None:
+    def update(self, y_true: Any, prob: Any, loss: float | None = None) -> None:
         """Add labels (B,) in {0, 1} and P(positive) of shape (B,) or (B, 1)."""
         t = _binary_labels(y_true)
         super().update(t, _binary_probs(prob, t.shape[0]), loss)

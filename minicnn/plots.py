@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
@@ -21,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .metrics import _to_numpy, roc_auc, roc_curve
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 GOOD, BAD, NEUTRAL = "#1a9850", "#d73027", "#9e9e9e"  # right / wrong / other
 
 
@@ -36,7 +37,7 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _title(fig: Figure, title: Optional[str], dataset: Optional[str]) -> None:
+def _title(fig: Figure, title: str | None, dataset: str | None) -> None:
     parts = [p for p in (title, dataset) if p]
     if parts:
         fig.suptitle(" \u2014 ".join(parts), fontsize=14, fontweight="bold")
@@ -109,15 +110,15 @@ def _show(ax: Any, image: np.ndarray) -> None:
         side.set_visible(False)
 
 
-def _name(label: Any, class_names: Optional[Sequence[str]]) -> str:
+def _name(label: Any, class_names: Sequence[str] | None) -> str:
     label = int(label)
     if class_names is not None and 0 <= label < len(class_names):
         return str(class_names[label])
     return str(label)
 
 
-def _grid(images: list[np.ndarray], titles: Sequence[str], colors: Sequence[Optional[str]], ncols: int,
-          title: Optional[str], dataset: Optional[str], path: PathLike, cell: float = 1.9) -> str:
+def _grid(images: list[np.ndarray], titles: Sequence[str], colors: Sequence[str | None], ncols: int,
+          title: str | None, dataset: str | None, path: PathLike, cell: float = 1.9) -> str:
     """Lay images out in rows of ncols, each with a small (optionally coloured) caption."""
     n = len(images)
     if n == 0:
@@ -145,8 +146,8 @@ def _check_len(who: str, **arrays: Any) -> int:
 
 
 # ---- data -----------------------------------------------------------------------------------
-def plot_class_distribution(counts_or_targets: Any, class_names: Optional[Sequence[str]], path: PathLike,
-                            title: str = "Class distribution", dataset: Optional[str] = None) -> str:
+def plot_class_distribution(counts_or_targets: Any, class_names: Sequence[str] | None, path: PathLike,
+                            title: str = "Class distribution", dataset: str | None = None) -> str:
     """Bar chart of samples per class: targets (N,), {class: count}, or {split: targets (N,)} side by side."""
     data = counts_or_targets
     if isinstance(data, Mapping) and data and all(np.ndim(v) == 0 for v in data.values()):
@@ -172,10 +173,10 @@ def plot_class_distribution(counts_or_targets: Any, class_names: Optional[Sequen
     fig = _figure(max(5.0, 1.3 * k * max(1, n_split) ** 0.5 + 2), 4.2)
     ax = fig.subplots()
     width = 0.8 / n_split
-    colors = colormaps["tab10"].colors
+    tab10 = colormaps["tab10"]  # a list of 10 colours: tab10(i) is the i-th
     for i, (split, counts) in enumerate(splits.items()):
         xs = np.arange(k) + (i - (n_split - 1) / 2) * width
-        bars = ax.bar(xs, counts, width * 0.95, color=colors[i % 10], label=split or None)
+        bars = ax.bar(xs, counts, width * 0.95, color=tab10(i % 10), label=split or None)
         total = max(int(counts.sum()), 1)
         labels = [f"{c}\n{100 * c / total:.0f}%" for c in counts]
         ax.bar_label(bars, labels=labels, fontsize=8, padding=2)
@@ -189,8 +190,8 @@ def plot_class_distribution(counts_or_targets: Any, class_names: Optional[Sequen
     return _save(fig, path)
 
 
-def plot_image_grid(images: Any, labels: Any, class_names: Optional[Sequence[str]], path: PathLike,
-                    ncols: int = 8, title: Optional[str] = "Samples", dataset: Optional[str] = None,
+def plot_image_grid(images: Any, labels: Any, class_names: Sequence[str] | None, path: PathLike,
+                    ncols: int = 8, title: str | None = "Samples", dataset: str | None = None,
                     max_images: int = 64) -> str:
     """Grid of images (N, C, H, W), (N, H, W, C) or (N, H, W), each captioned with its label (N,)."""
     ims = _to_images(images, "plot_image_grid")[:max_images]
@@ -202,10 +203,10 @@ def plot_image_grid(images: Any, labels: Any, class_names: Optional[Sequence[str
     return _grid(ims, titles, [None] * len(ims), ncols, title, dataset, path)
 
 
-def plot_augmented_batch(images: Any, labels: Any, class_names: Optional[Sequence[str]], path: PathLike,
+def plot_augmented_batch(images: Any, labels: Any, class_names: Sequence[str] | None, path: PathLike,
                          originals: Any = None, ncols: int = 8, title: str = "Augmented batch",
-                         dataset: Optional[str] = None) -> str:
-    """An augmented batch (N, ...) as a grid; with `originals` (N, ...) each row of originals sits above its augmentation."""
+                         dataset: str | None = None) -> str:
+    """An augmented batch (N, ...) as a grid; with `originals` (N, ...) each original sits above its augmentation."""
     if originals is None:
         return plot_image_grid(images, labels, class_names, path, ncols=ncols, title=title, dataset=dataset)
     aug, orig = _to_images(images, "plot_augmented_batch"), _to_images(originals, "plot_augmented_batch")
@@ -231,7 +232,7 @@ def plot_augmented_batch(images: Any, labels: Any, class_names: Optional[Sequenc
 # ---- training -------------------------------------------------------------------------------
 def plot_history(history: Mapping[str, Sequence[float]], path: PathLike,
                  metrics: Sequence[str] = ("loss", "accuracy", "precision", "recall"),
-                 title: str = "Training history", dataset: Optional[str] = None) -> str:
+                 title: str = "Training history", dataset: str | None = None) -> str:
     """Train vs validation curves per epoch, one panel per metric, from {'loss': [...], 'val_loss': [...]}.
 
     Metrics missing from `history` are skipped; the best validation epoch is marked.
@@ -270,8 +271,8 @@ def plot_history(history: Mapping[str, Sequence[float]], path: PathLike,
 
 
 # ---- evaluation -------------------------------------------------------------------------------
-def plot_confusion_matrix(cm: Any, class_names: Optional[Sequence[str]], path: PathLike, normalize: bool = False,
-                          title: str = "Confusion matrix", dataset: Optional[str] = None) -> str:
+def plot_confusion_matrix(cm: Any, class_names: Sequence[str] | None, path: PathLike, normalize: bool = False,
+                          title: str = "Confusion matrix", dataset: str | None = None) -> str:
     """Heat map of a (C, C) confusion matrix (rows true, columns predicted), counts written in each cell.
 
     normalize=True colours by the fraction of each true class (recall on the diagonal) and
@@ -332,8 +333,8 @@ def decide(probs: Any, threshold: float | None = None, who: str = "decide") -> n
     return p.argmax(axis=1).astype(np.int64)
 
 
-def plot_predictions(images: Any, y_true: Any, y_pred: Any, class_names: Optional[Sequence[str]], path: PathLike,
-                     probs: Any = None, ncols: int = 6, title: str = "Predictions", dataset: Optional[str] = None,
+def plot_predictions(images: Any, y_true: Any, y_pred: Any, class_names: Sequence[str] | None, path: PathLike,
+                     probs: Any = None, ncols: int = 6, title: str = "Predictions", dataset: str | None = None,
                      max_images: int = 36, threshold: float | None = None) -> str:
     """Images captioned "true / predicted" (N,), green when right, red when wrong, with the confidence if probs given.
 
@@ -365,8 +366,8 @@ def plot_predictions(images: Any, y_true: Any, y_pred: Any, class_names: Optiona
     return _grid(ims[:max_images], titles, colors, ncols, caption, dataset, path, cell=2.2)
 
 
-def plot_probability_bars(images: Any, probs: Any, class_names: Optional[Sequence[str]], path: PathLike,
-                          y_true: Any = None, title: str = "Predicted probabilities", dataset: Optional[str] = None,
+def plot_probability_bars(images: Any, probs: Any, class_names: Sequence[str] | None, path: PathLike,
+                          y_true: Any = None, title: str = "Predicted probabilities", dataset: str | None = None,
                           max_images: int = 6, threshold: float | None = None) -> str:
     """One row per image: the image, then a bar per class of its probabilities (N, C), or (N,) P(positive).
 
@@ -407,8 +408,8 @@ def plot_probability_bars(images: Any, probs: Any, class_names: Optional[Sequenc
     return _save(fig, path)
 
 
-def plot_roc_curve(y_true: Any, prob: Any, path: PathLike, auc: Optional[float] = None,
-                   threshold: Optional[float] = 0.5, title: str = "ROC curve", dataset: Optional[str] = None,
+def plot_roc_curve(y_true: Any, prob: Any, path: PathLike, auc: float | None = None,
+                   threshold: float | None = 0.5, title: str = "ROC curve", dataset: str | None = None,
                    label: str = "model") -> str:
     """ROC of binary labels (N,) against P(positive) (N,), with the chance diagonal, AUC in the legend,
     and the operating point at `threshold` marked (None to leave it out)."""
@@ -436,8 +437,8 @@ def plot_roc_curve(y_true: Any, prob: Any, path: PathLike, auc: Optional[float] 
     return _save(fig, path)
 
 
-def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Optional[Sequence[str]] = None,
-                 alpha: float = 0.4, ncols: int = 4, title: str = "Grad-CAM", dataset: Optional[str] = None) -> str:
+def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Sequence[str] | None = None,
+                 alpha: float = 0.4, ncols: int = 4, title: str = "Grad-CAM", dataset: str | None = None) -> str:
     """Heat maps (N, h, w) in [0, 1] drawn in jet over the images (N, ...); maps are stretched to the image size.
 
     A constant map (the model's output does not depend on that image, e.g. an untrained model)
@@ -450,6 +451,8 @@ def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Optional[Se
         raise ValueError(f"plot_gradcam: heatmaps must be (N, h, w), got shape {maps.shape}")
     _check_len("plot_gradcam", images=ims, heatmaps=maps, titles=titles)
     n = len(ims)
+    if n == 0:
+        raise ValueError("plot_gradcam: no images given")
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
     fig = _figure(2.6 * ncols + 0.8, 2.6 * nrows + 0.5)
@@ -469,6 +472,7 @@ def plot_gradcam(images: Any, heatmaps: Any, path: PathLike, titles: Optional[Se
             ax.text(0.5, 0.5, "flat map: no evidence\n(the output does not\nchange with this image)",
                     transform=ax.transAxes, ha="center", va="center", fontsize=9, color="white",
                     bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
+    assert overlay is not None  # n >= 1, so the loop drew at least one map
     fig.colorbar(overlay, ax=list(axes[:n]), shrink=0.8, label="class evidence")
     _title(fig, title, dataset)
     return _save(fig, path)

@@ -13,12 +13,12 @@ Augmentation does not draw from here: its per-sample host generators live in `mi
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 _rng = np.random.default_rng(0)
-_gpu_rng: Optional[Any] = None  # created by generator_for(cupy)
+_gpu_rng: Any | None = None  # created by generator_for(cupy)
 
 
 def manual_seed(seed: int) -> np.random.Generator:

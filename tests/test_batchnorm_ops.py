@@ -1,12 +1,12 @@
 """batch_norm op and BatchNorm1d/2d layers: statistics, running stats, eval mode, fused backward."""
 import numpy as np
 import pytest
+from test_conv_ops import check_vs_reference
 
 from minicnn.autograd import Tensor, no_grad
-from minicnn.ops import batch_norm, batch_norm_naive
 from minicnn.gradcheck import gradcheck
 from minicnn.nn.batchnorm import BatchNorm1d, BatchNorm2d
-from test_conv_ops import check_vs_reference
+from minicnn.ops import batch_norm, batch_norm_naive
 
 SHAPES = [(4, 3, 5, 6), (1, 2, 3, 5), (5, 3), (3, 2, 4)]  # 2-D, batch 1, (N, C), (N, C, L)
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from minicnn.autograd import Tensor
-from minicnn.ops import conv2d, conv2d_naive, depthwise_conv2d, max_pool2d
 from minicnn.nn.conv import Conv2d, DepthwiseConv2d, SeparableConv2d
 from minicnn.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
+from minicnn.ops import conv2d, conv2d_naive, depthwise_conv2d, max_pool2d
 
 
 def img(*shape):
@@ -31,7 +31,8 @@ def test_conv2d_layer_options():
     m = Conv2d(4, 6, (3, 2), stride=(2, 1), padding="same", dilation=2, groups=2, bias=False)
     assert m.weight.shape == (6, 2, 3, 2) and m.bias is None
     assert m(img(1, 4, 7, 8)).shape == (1, 6, 4, 8)
-    assert repr(m) == "Conv2d(4, 6, kernel_size=(3, 2), stride=(2, 1), padding='same', dilation=(2, 2), groups=2, bias=False)"
+    assert repr(m) == ("Conv2d(4, 6, kernel_size=(3, 2), stride=(2, 1), padding='same', dilation=(2, 2), "
+                       "groups=2, bias=False)")
     assert repr(Conv2d(3, 16, 3)) == "Conv2d(3, 16, kernel_size=(3, 3))"
 
 
@@ -55,7 +56,8 @@ def test_separable_parameter_names_and_composition():
 def test_separable_load_keras_weights_matches_keras_math(rng):
     """Keras: out[c*m+k] = sum_ij x[c] * dk[i, j, c, k]; then a 1x1 conv with pk[0, 0, :, o]."""
     c, mult, out = 3, 2, 4
-    dk, pk, b = rng.standard_normal((3, 3, c, mult)), rng.standard_normal((1, 1, c * mult, out)), rng.standard_normal(out)
+    dk, pk = rng.standard_normal((3, 3, c, mult)), rng.standard_normal((1, 1, c * mult, out))
+    b = rng.standard_normal(out)
     m = SeparableConv2d(c, out, 3, depth_multiplier=mult).double()
     m.load_keras_weights(dk, pk, b)
     x = rng.standard_normal((1, c, 5, 6))
@@ -96,13 +98,17 @@ def test_layers_have_no_hidden_state_between_calls():
 @pytest.mark.parametrize("layer,shape,pattern", [
     (Conv2d(3, 16, 3), (2, 4, 8, 8),
      r"^Conv2d\(3, 16, kernel_size=\(3, 3\)\): expected input with 3 channels, got shape \(2, 4, 8, 8\)$"),
-    (Conv2d(3, 16, 3), (3, 8, 8), r"Conv2d\(3, 16, kernel_size=\(3, 3\)\): expected a 4-D input .* got shape \(3, 8, 8\).*x\[None\]"),
-    (Conv2d(1, 4, 5), (1, 1, 3, 8), r"Conv2d\(1, 4, kernel_size=\(5, 5\)\): kernel \(5, 5\).*larger than the padded input \(3, 8\)"),
+    (Conv2d(3, 16, 3), (3, 8, 8),
+     r"Conv2d\(3, 16, kernel_size=\(3, 3\)\): expected a 4-D input .* got shape \(3, 8, 8\).*x\[None\]"),
+    (Conv2d(1, 4, 5), (1, 1, 3, 8),
+     r"Conv2d\(1, 4, kernel_size=\(5, 5\)\): kernel \(5, 5\).*larger than the padded input \(3, 8\)"),
     (Conv2d(1, 4, 3, dilation=3), (2, 1, 6, 6), r"dilated extent \(7, 7\).*output size would be \(0, 0\)"),
     (Conv2d(1, 4, (2, 9), padding=1), (2, 1, 6, 6), r"output size would be \(7, 0\)"),
-    (DepthwiseConv2d(3, 3), (2, 2, 8, 8), r"DepthwiseConv2d\(3, kernel_size=\(3, 3\)\): expected input with 3 channels, got shape \(2, 2, 8, 8\)"),
+    (DepthwiseConv2d(3, 3), (2, 2, 8, 8),
+     r"DepthwiseConv2d\(3, kernel_size=\(3, 3\)\): expected input with 3 channels, got shape \(2, 2, 8, 8\)"),
     (DepthwiseConv2d(3, 3), (2, 3, 8), r"DepthwiseConv2d.*4-D.*\(2, 3, 8\)"),
-    (SeparableConv2d(3, 8, 3), (2, 1, 8, 8), r"SeparableConv2d\(3, 8, kernel_size=\(3, 3\)\): expected input with 3 channels, got shape \(2, 1, 8, 8\)"),
+    (SeparableConv2d(3, 8, 3), (2, 1, 8, 8),
+     r"SeparableConv2d\(3, 8, kernel_size=\(3, 3\)\): expected input with 3 channels, got shape \(2, 1, 8, 8\)"),
     (SeparableConv2d(3, 8, 5), (2, 3, 4, 8), r"SeparableConv2d.*larger than the padded input \(4, 8\)"),
     (MaxPool2d(3), (2, 3, 2, 8), r"MaxPool2d\(kernel_size=\(3, 3\).*larger than the padded input \(2, 8\)"),
     (MaxPool2d(2), (8, 8), r"MaxPool2d.*4-D.*\(8, 8\)"),

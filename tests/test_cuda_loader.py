@@ -130,8 +130,8 @@ def test_wheel_ships_kernel_sources(tmp_path):
         shutil.copy(ROOT / name, src / name)
     for d in ("minicnn", "kernels"):
         shutil.copytree(ROOT / d, src / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "out"), str(src)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "out"),
+                           str(src)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = (tmp_path / "out").glob("minicnn-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())

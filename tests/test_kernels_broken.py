@@ -88,7 +88,8 @@ def test_broken_kernel_is_caught(fixture, real, check, caught_as):
         if not ok:
             caught.append(AssertionError)
     assert caught, f"{fixture}: the harness did not catch the planted bug in either thread order"
-    assert all(issubclass(c, caught_as) for c in caught), f"{fixture}: caught as {caught}, expected {caught_as.__name__}"
+    assert all(issubclass(c, caught_as) for c in caught), \
+        f"{fixture}: caught as {caught}, expected {caught_as.__name__}"
 
 
 def test_out_of_bounds_message_names_the_argument():

@@ -73,7 +73,8 @@ def test_resource_check_catches_spills():
     """The limits can fail: conv3x3 squeezed into 24 registers must spill, and the check must say so."""
     if not nvrtc.available():
         pytest.skip("covered by the failure in test_nvrtc_resources")
-    log = nvrtc.compile_cubin(source_path("conv3x3").read_text(), "conv3x3.cu", options("sm_80", "--maxrregcount=24"))[1]
+    _, log = nvrtc.compile_cubin(source_path("conv3x3").read_text(), "conv3x3.cu",
+                                options("sm_80", "--maxrregcount=24"))
     problems = [p for r in nvrtc.parse_resources(log).values() for p in nvrtc.resource_problems(r, 256)]
     assert any("spills" in p for p in problems)
     fat = nvrtc.Resources("k", "sm_80", 255, 50000, 0, 0, 0)
@@ -84,7 +85,8 @@ def test_nvrtc_reports_errors():
     if not nvrtc.available():
         pytest.skip("covered by the failure in test_nvrtc_resources")
     with pytest.raises(nvrtc.NvrtcError, match="undefined"):
-        nvrtc.compile_cubin('extern "C" __global__ void k(float* y) { y[0] = undefined_thing; }', "bad.cu", options("sm_80"))
+        source = 'extern "C" __global__ void k(float* y) { y[0] = undefined_thing; }'
+        nvrtc.compile_cubin(source, "bad.cu", options("sm_80"))
 
 
 @pytest.mark.skipif(nvrtc.nvcc_path() is None, reason="nvcc not installed")

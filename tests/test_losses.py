@@ -15,7 +15,8 @@ def test_bce_with_logits_value_and_stability(rng):
     y = (rng.random((6, 1)) > 0.5).astype(float)
     ref = -(y * np.log(sig(x)) + (1 - y) * np.log(1 - sig(x)))
     np.testing.assert_allclose(F.binary_cross_entropy_with_logits(Tensor(x), y, reduction="none").data, ref, rtol=1e-10)
-    big = F.binary_cross_entropy_with_logits(Tensor(np.array([[1000.0], [-1000.0]])), np.array([[0.0], [1.0]]), reduction="none")
+    big = F.binary_cross_entropy_with_logits(Tensor(np.array([[1000.0], [-1000.0]])), np.array([[0.0], [1.0]]),
+                                             reduction="none")
     np.testing.assert_allclose(big.data, [[1000.0], [1000.0]])
 
 

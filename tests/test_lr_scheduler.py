@@ -7,8 +7,14 @@ import pytest
 from minicnn import serialization
 from minicnn.nn.parameter import Parameter
 from minicnn.optim import SGD, Adam, Optimizer
-from minicnn.optim.lr_scheduler import (CosineAnnealingLR, LRScheduler, MultiStepLR, OneCycleLR,
-                                        ReduceLROnPlateau, StepLR)
+from minicnn.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    LRScheduler,
+    MultiStepLR,
+    OneCycleLR,
+    ReduceLROnPlateau,
+    StepLR,
+)
 
 
 def sgd(lr=0.5, **kw):

@@ -120,7 +120,8 @@ def test_dropout_gradient_uses_same_mask(rng):
     np.testing.assert_allclose(x.grad.data, (y.data != 0) * 2.0)
 
 
-@pytest.mark.parametrize("layer", [nn.ReLU(), nn.LeakyReLU(0.2), nn.Sigmoid(), nn.Tanh(), nn.Softmax(dim=1), nn.LogSoftmax(dim=1)])
+@pytest.mark.parametrize("layer", [nn.ReLU(), nn.LeakyReLU(0.2), nn.Sigmoid(), nn.Tanh(),
+                                   nn.Softmax(dim=1), nn.LogSoftmax(dim=1)])
 def test_activation_layers(rng, layer):
     x = Tensor(rng.standard_normal((3, 4)) + 0.05, requires_grad=True)
     assert gradcheck(layer, [x])

@@ -1,12 +1,19 @@
 """Pooling ops: fast vs loop references (forward and backward) and numeric gradients."""
 import numpy as np
 import pytest
+from test_conv_ops import check_vs_reference
 
 from minicnn.autograd import Tensor
-from minicnn.ops import (adaptive_avg_pool2d, adaptive_avg_pool2d_naive, avg_pool2d, avg_pool2d_naive,
-                          global_avg_pool2d, max_pool2d, max_pool2d_naive)
 from minicnn.gradcheck import gradcheck
-from test_conv_ops import check_vs_reference
+from minicnn.ops import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_naive,
+    avg_pool2d,
+    avg_pool2d_naive,
+    global_avg_pool2d,
+    max_pool2d,
+    max_pool2d_naive,
+)
 
 # (kernel, stride, padding): non-overlapping, overlapping, padded, 'same' (Inception: 3x3 / 4x4 stride 1)
 POOL_CASES = [(2, None, 0), (3, 2, 0), (3, 2, 1), (2, 1, 1), (3, 1, "same"), (4, 1, "same"), ((2, 3), (1, 2), "same"),

@@ -210,7 +210,8 @@ def backward_strided(fn: Any, gy: Any, need_x: bool, need_w: bool) -> tuple:
         nb = n1 - n0
         if need_w:
             cols = _cols(fn, x[n0:n1])
-            gw += np.matmul(cols, gy4[n0:n1].swapaxes(2, 3)).sum(axis=0).swapaxes(1, 2)  # (nb, G, K, O/G) -> (G, O/G, K)
+            # (nb, G, K, O/G) -> (G, O/G, K)
+            gw += np.matmul(cols, gy4[n0:n1].swapaxes(2, 3)).sum(axis=0).swapaxes(1, 2)
         if not need_x:
             continue
         gcols = scratch("cols", (nb, g, wgt.shape[1], oh * ow), x.dtype, np)

@@ -1,7 +1,7 @@
 """ReLU's CPU body: both passes over each cache-sized block, the blocks split over threads."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -9,7 +9,7 @@ from . import tuning
 from .threads import parallel_blocks
 
 
-def _flat(*arrays: Any) -> Optional[list]:
+def _flat(*arrays: Any) -> list | None:
     """1-D views of same-shape C-contiguous NumPy arrays, or None if any is not one (strided)."""
     if not all(isinstance(a, np.ndarray) and a.flags.c_contiguous and a.shape == arrays[0].shape for a in arrays):
         return None

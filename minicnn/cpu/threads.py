@@ -8,8 +8,9 @@ Only CPU bodies call this (GPU bodies never loop over samples: the device is alr
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional
+from typing import Any
 
 from . import tuning
 
@@ -22,7 +23,7 @@ def _cpu_count() -> int:
 
 
 _num_threads = int(os.environ.get("MINICNN_NUM_THREADS", "0")) or _cpu_count()
-_pool: Optional[ThreadPoolExecutor] = None
+_pool: ThreadPoolExecutor | None = None
 
 
 def set_num_threads(n: int) -> None:

@@ -79,15 +79,18 @@ def convert_args(sig: Signature, args: Sequence[Any], is_array: Callable[[Any], 
     for p, a in zip(sig.params, args):
         if p.pointer:
             if not is_array(a):
-                raise TypeError(f"kernel {sig.name}: argument {p.name!r} ({p.ctype}) needs an array, got {type(a).__name__}")
+                raise TypeError(f"kernel {sig.name}: argument {p.name!r} ({p.ctype}) needs an array, "
+                                f"got {type(a).__name__}")
             if a.dtype != p.dtype:
-                raise TypeError(f"kernel {sig.name}: argument {p.name!r} ({p.ctype}) needs dtype {p.dtype}, got {a.dtype}")
+                raise TypeError(f"kernel {sig.name}: argument {p.name!r} ({p.ctype}) needs dtype {p.dtype}, "
+                                f"got {a.dtype}")
             if not a.flags.c_contiguous:
                 raise ValueError(f"kernel {sig.name}: argument {p.name!r} must be C-contiguous (shape {a.shape})")
             out.append(a)
         else:
             if is_array(a) or isinstance(a, (bool, np.bool_)):
-                raise TypeError(f"kernel {sig.name}: argument {p.name!r} ({p.ctype}) needs a scalar, got {type(a).__name__}")
+                raise TypeError(f"kernel {sig.name}: argument {p.name!r} ({p.ctype}) needs a scalar, "
+                                f"got {type(a).__name__}")
             if p.dtype.kind in "iu":
                 if int(a) != a:
                     raise TypeError(f"kernel {sig.name}: argument {p.name!r} ({p.ctype}) needs an integer, got {a!r}")

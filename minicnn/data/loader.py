@@ -8,9 +8,11 @@ identical whatever `num_workers` is.
 from __future__ import annotations
 
 import math
+import secrets
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +22,7 @@ from .errors import SampleError, sample_error
 from .rng import make_rng, sample_rng
 
 
-def sample_path(dataset: Any, index: int) -> Optional[str]:
+def sample_path(dataset: Any, index: int) -> str | None:
     """The file behind `dataset[index]`, looking through Subset and ConcatDataset, or None."""
     for _ in range(32):  # nesting depth guard
         if hasattr(dataset, "indices") and hasattr(dataset, "dataset"):  # Subset
@@ -50,8 +52,8 @@ class DataLoader:
     """
 
     def __init__(self, dataset: Any, batch_size: int = 32, shuffle: bool = False, drop_last: bool = False,
-                 seed: Optional[int] = None, num_workers: int = 0, prefetch: int = 2,
-                 collate_fn: Optional[Callable] = None, device: Optional[str] = None, sampler: Any = None):
+                 seed: int | None = None, num_workers: int = 0, prefetch: int = 2,
+                 collate_fn: Callable | None = None, device: str | None = None, sampler: Any = None):
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
         if num_workers < 0 or prefetch < 1:
@@ -62,15 +64,15 @@ class DataLoader:
         self.num_workers, self.prefetch, self.sampler = num_workers, prefetch, sampler
         self.collate_fn = collate_fn or default_collate
         self.device = device
-        # without a seed, draw one: epochs still differ, runs do not repeat
-        self.seed = int(np.random.SeedSequence().entropy % (1 << 63)) if seed is None else int(seed)
+        # without a seed, draw one from the OS: epochs still differ, runs do not repeat
+        self.seed = secrets.randbits(63) if seed is None else int(seed)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use `epoch` (its shuffle order and augmentation)."""
         self.epoch = int(epoch)
 
-    def to(self, device: Optional[str]) -> "DataLoader":
+    def to(self, device: str | None) -> DataLoader:
         """Deliver batches on `device` ('cpu', 'cuda' or None for plain NumPy); returns self."""
         self.device = device
         return self

@@ -17,6 +17,10 @@ from .parameter import Parameter
 class _BatchNorm(Module):
     ndims: tuple[int, ...] = ()
     layout = ""
+    # buffers when track_running_stats, else None
+    running_mean: Tensor | None
+    running_var: Tensor | None
+    num_batches_tracked: Tensor | None
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True):
@@ -34,21 +38,28 @@ class _BatchNorm(Module):
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
+            assert self.running_mean is not None and self.running_var is not None
+            assert self.num_batches_tracked is not None
             self.running_mean.data[...] = 0
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self.ndims or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r}: expected input {self.layout} with C={self.num_features}, got shape {tuple(x.shape)}")
+            raise ValueError(f"{self!r}: expected input {self.layout} with C={self.num_features}, "
+                             f"got shape {tuple(x.shape)}")
         momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average, as in PyTorch
-                momentum = 1.0 / float(self.num_batches_tracked.data)
+        rm = rv = None
+        if self.track_running_stats:
+            assert self.running_mean is not None and self.running_var is not None
+            assert self.num_batches_tracked is not None
+            if self.training:
+                self.num_batches_tracked.data += 1
+                if self.momentum is None:  # cumulative moving average, as in PyTorch
+                    momentum = 1.0 / float(self.num_batches_tracked.data)
+            rm, rv = self.running_mean.data, self.running_var.data
         # without running stats, eval mode normalises with the batch statistics too
         use_batch_stats = self.training or not self.track_running_stats
-        rm, rv = (self.running_mean.data, self.running_var.data) if self.track_running_stats else (None, None)
         fn = BatchNormFn(rm, rv, use_batch_stats, momentum, self.eps, who=repr(self))
         return fn(x, self.weight, self.bias) if self.affine else fn(x)
 

@@ -10,7 +10,7 @@ Weights from other frameworks map 1:1 after a transpose:
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +125,8 @@ class SeparableConv2d(Module):
                  dilation: Any = 1, depth_multiplier: int = 1, bias: bool = True):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.depthwise = DepthwiseConv2d(in_channels, kernel_size, depth_multiplier, stride, padding, dilation, bias=False)
+        self.depthwise = DepthwiseConv2d(in_channels, kernel_size, depth_multiplier, stride, padding, dilation,
+                                         bias=False)
         self.pointwise = Conv2d(in_channels * depth_multiplier, out_channels, 1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -138,7 +139,7 @@ class SeparableConv2d(Module):
             raise ValueError(f"{who}.depthwise: {e}") from e
         return self.pointwise(h)  # (N, out, oh, ow)
 
-    def load_keras_weights(self, depthwise_kernel: Any, pointwise_kernel: Any, bias: Optional[Any] = None) -> None:
+    def load_keras_weights(self, depthwise_kernel: Any, pointwise_kernel: Any, bias: Any | None = None) -> None:
         """Copy Keras weights in: depthwise_kernel (kh, kw, C, m), pointwise_kernel (1, 1, C*m, out), bias (out,)."""
         dk, pk = np.asarray(depthwise_kernel), np.asarray(pointwise_kernel)
         kh, kw, c, m = dk.shape

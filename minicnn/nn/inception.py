@@ -40,7 +40,8 @@ class InceptionBlock(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"InceptionBlock: expected input (N, {self.in_channels}, H, W), got shape {tuple(x.shape)}")
+            raise ValueError(f"InceptionBlock: expected input (N, {self.in_channels}, H, W), "
+                             f"got shape {tuple(x.shape)}")
         outs = [self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)]
         return concatenate(outs, axis=1)  # (N, c1 + c3 + c5 + pool_proj, H, W)
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Tensor
-from ..ops.losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,  # noqa: F401
-                          mse_loss, nll_loss, sample_weights_from_class_weight)
+from ..ops.losses import (  # noqa: F401
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    mse_loss,
+    nll_loss,
+    sample_weights_from_class_weight,
+)
 from .module import Module
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Optional, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class Module:
     # set in __init__ through object.__setattr__ (our __setattr__ needs them to exist first)
     _parameters: OrderedDict[str, Parameter | None]
     _buffers: OrderedDict[str, Tensor | None]
-    _modules: OrderedDict[str, Module | None]
+    _modules: OrderedDict[str, Module]  # assigning None to a child removes it (__setattr__)
     _forward_pre_hooks: OrderedDict[int, ForwardPreHook]
     _forward_hooks: OrderedDict[int, ForwardHook]
     training: bool
@@ -46,7 +47,8 @@ class Module:
     # ---- registration -------------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 f"before assigning {name!r}")
         if name in self._buffers and not isinstance(value, (Parameter, Module)):
             value = value if value is None or isinstance(value, Tensor) else Tensor(value)
             self._buffers[name] = value
@@ -70,7 +72,7 @@ class Module:
         self._buffers[name] = value if isinstance(value, Tensor) else Tensor(value)
         object.__setattr__(self, name, self._buffers[name])
 
-    def add_module(self, name: str, module: Optional["Module"]) -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         setattr(self, name, module)
 
     # ---- calling ------------------------------------------------------------------------
@@ -95,22 +97,22 @@ class Module:
         return handle
 
     # ---- traversal ----------------------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
                 yield from m.named_modules(f"{prefix}.{name}" if prefix else name)
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, m in self._modules.items():
             if m is not None:
                 yield name, m
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         for _, m in self.named_children():
             yield m
 
@@ -133,25 +135,25 @@ class Module:
                     yield (f"{mname}.{bname}" if mname else bname), b
 
     # ---- modes and state ----------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad = None
 
-    def requires_grad_(self, flag: bool = True) -> "Module":
+    def requires_grad_(self, flag: bool = True) -> Module:
         """Freeze (False) or unfreeze every parameter, e.g. a pretrained backbone."""
         for p in self.parameters():
             p.requires_grad_(flag)
         return self
 
-    def to(self, device: Any = None, dtype: Any = None) -> "Module":
+    def to(self, device: Any = None, dtype: Any = None) -> Module:
         """Move parameters and buffers in place to a device ('cpu'/'cuda') and/or float dtype."""
         if isinstance(device, (type, np.dtype)) and dtype is None:
             device, dtype = None, device
@@ -165,13 +167,13 @@ class Module:
             t.grad = None
         return self
 
-    def double(self) -> "Module":
+    def double(self) -> Module:
         return self.to(dtype=np.float64)
 
-    def float(self) -> "Module":
+    def float(self) -> Module:
         return self.to(dtype=np.float32)
 
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Parameters and buffers by dotted name, as NumPy arrays (copies)."""
         out: OrderedDict[str, np.ndarray] = OrderedDict()
         for name, p in self.named_parameters():
@@ -223,8 +225,8 @@ class Module:
             lines.append(f"  ({name}): {sub}")
         return "\n".join(lines) + "\n)"
 
-    def summary(self, input_shape: Optional[Sequence[int]] = None, batch_size: int = 1,
-                print_fn: Optional[Callable[[str], Any]] = print) -> str:
+    def summary(self, input_shape: Sequence[int] | None = None, batch_size: int = 1,
+                print_fn: Callable[[str], Any] | None = print) -> str:
         """Print and return a table of layers: output shapes, parameters (trainable/frozen), MACs."""
         return summary(self, input_shape, batch_size, print_fn)
 

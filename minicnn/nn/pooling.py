@@ -1,11 +1,11 @@
-"""Pooling layers: `MaxPool2d`, `AvgPool2d`, `AdaptiveAvgPool2d`, `AdaptiveMaxPool2d`, `GlobalAvgPool2d` over (N, C, H, W)."""
+"""Pooling layers over (N, C, H, W): `MaxPool2d`, `AvgPool2d`, `AdaptiveAvg/MaxPool2d`, `GlobalAvgPool2d`."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..autograd import Tensor
-from ..ops.pooling import AdaptiveAvgPool2dFn, AdaptiveMaxPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn, MaxPool2dFn
 from ..ops.geometry import pair
+from ..ops.pooling import AdaptiveAvgPool2dFn, AdaptiveMaxPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn, MaxPool2dFn
 from .conv import _check_padding
 from .module import Module
 
@@ -37,7 +37,7 @@ class AvgPool2d(_Pool2d):
     False (divide by the real pixels only) for padding='same'."""
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
-                 count_include_pad: Optional[bool] = None):
+                 count_include_pad: bool | None = None):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = count_include_pad
 

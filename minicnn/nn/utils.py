@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Union
+from collections.abc import Iterable
 
 from ..autograd import Tensor
 from ..backend import get_array_module
 
-ParamsArg = Union[Tensor, Iterable[Tensor]]
+ParamsArg = Tensor | Iterable[Tensor]
 
 
-def _with_grads(parameters: ParamsArg) -> list[Tensor]:
-    """The parameters (one Tensor or an iterable) that currently have a gradient."""
+def _with_grads(parameters: ParamsArg) -> list[tuple[Tensor, Tensor]]:
+    """(parameter, gradient) for the parameters (one Tensor or an iterable) that currently have a gradient."""
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    return [p for p in params if p.grad is not None]
+    return [(p, p.grad) for p in params if p.grad is not None]
 
 
 def clip_grad_value_(parameters: ParamsArg, clip_value: float) -> None:
@@ -21,9 +21,9 @@ def clip_grad_value_(parameters: ParamsArg, clip_value: float) -> None:
     clip_value = float(clip_value)
     if not clip_value >= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
-    for p in _with_grads(parameters):
+    for p, g in _with_grads(parameters):
         # Rebind instead of clipping in place: backward may share one gradient array between parameters.
-        p.grad = Tensor(get_array_module(p.grad.data).clip(p.grad.data, -clip_value, clip_value))
+        p.grad = Tensor(get_array_module(g.data).clip(g.data, -clip_value, clip_value))
 
 
 def clip_grad_norm_(parameters: ParamsArg, max_norm: float, norm_type: float = 2.0,
@@ -36,11 +36,11 @@ def clip_grad_norm_(parameters: ParamsArg, max_norm: float, norm_type: float = 2
     max_norm, norm_type = float(max_norm), float(norm_type)
     if not norm_type > 0:
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0 (or inf), got {norm_type}")
-    params = _with_grads(parameters)
-    if not params:
+    pairs = _with_grads(parameters)
+    if not pairs:
         return 0.0
-    xp = get_array_module(params[0].grad.data)
-    grads = [p.grad.data for p in params]
+    grads = [g.data for _, g in pairs]
+    xp = get_array_module(grads[0])
     if math.isinf(norm_type):
         per_param = xp.stack([xp.abs(g).max() if g.size else xp.zeros((), g.dtype) for g in grads])
         total = float(per_param.max())
@@ -52,6 +52,6 @@ def clip_grad_norm_(parameters: ParamsArg, max_norm: float, norm_type: float = 2
                            f"pass error_if_nonfinite=False to clip anyway")
     coef = max_norm / (total + 1e-6)  # the epsilon keeps a zero norm from dividing by zero
     if coef < 1.0:
-        for p in params:
-            p.grad = Tensor(p.grad.data * coef)
+        for p, g in pairs:
+            p.grad = Tensor(g.data * coef)
     return total

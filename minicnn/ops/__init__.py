@@ -16,30 +16,111 @@
 
 Importing this package also attaches Tensor's operators (`tensor_methods`).
 """
-from .activations import (LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh, leaky_relu,
-                          log_softmax, relu, sigmoid, softmax, tanh)
+from .activations import (
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    leaky_relu,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)
 from .conv import Conv2dFn, conv2d
 from .depthwise import DepthwiseConv2dFn, depthwise_conv2d, separable_conv2d
 from .dropout import DropoutFn, dropout
-from .elementwise import (Abs, Add, Clip, Div, Exp, Log, MatMul, Maximum, Minimum, Mul, Neg, Pow,
-                          Sqrt, Sub, Where, abs, add, clip, div, exp, log, matmul, maximum, minimum, mul,
-                          neg, pow, sqrt, sub, sum_to, where)
+from .elementwise import (
+    Abs,
+    Add,
+    Clip,
+    Div,
+    Exp,
+    Log,
+    MatMul,
+    Maximum,
+    Minimum,
+    Mul,
+    Neg,
+    Pow,
+    Sqrt,
+    Sub,
+    Where,
+    abs,
+    add,
+    clip,
+    div,
+    exp,
+    log,
+    matmul,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    pow,
+    sqrt,
+    sub,
+    sum_to,
+    where,
+)
 from .geometry import same_padding
 from .im2col import col2im, im2col
 from .linear import LinearFn, linear
-from .losses import (BCEFn, BCEWithLogitsFn, binary_cross_entropy,
-                     binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss)
-from .naive import (adaptive_avg_pool2d_naive, adaptive_max_pool2d_naive, avg_pool2d_naive, batch_norm_naive,
-                    col2im_naive, conv2d_naive, depthwise_conv2d_naive, im2col_naive, max_pool2d_naive)
+from .losses import (
+    BCEFn,
+    BCEWithLogitsFn,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    mse_loss,
+    nll_loss,
+)
+from .naive import (
+    adaptive_avg_pool2d_naive,
+    adaptive_max_pool2d_naive,
+    avg_pool2d_naive,
+    batch_norm_naive,
+    col2im_naive,
+    conv2d_naive,
+    depthwise_conv2d_naive,
+    im2col_naive,
+    max_pool2d_naive,
+)
 from .normalization import BatchNormFn, batch_norm
-from .pooling import (AdaptiveAvgPool2dFn, AdaptiveMaxPool2dFn, AvgPool2dFn, GlobalAvgPool2dFn,
-                      MaxPool2dFn, adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, global_avg_pool2d,
-                      max_pool2d)
-from .reductions import Max, Mean, Sum, Var, max, mean, min, std, sum, var
 from .padding import PadFn, pad
-from .shapes import (Concatenate, GetItem, Pad, Reshape, Stack, Transpose, cat, concatenate,
-                     flatten, getitem, np_pad, permute, reshape, stack, transpose)
-
+from .pooling import (
+    AdaptiveAvgPool2dFn,
+    AdaptiveMaxPool2dFn,
+    AvgPool2dFn,
+    GlobalAvgPool2dFn,
+    MaxPool2dFn,
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    global_avg_pool2d,
+    max_pool2d,
+)
+from .reductions import Max, Mean, Sum, Var, max, mean, min, std, sum, var
+from .shapes import (
+    Concatenate,
+    GetItem,
+    Pad,
+    Reshape,
+    Stack,
+    Transpose,
+    cat,
+    concatenate,
+    flatten,
+    getitem,
+    np_pad,
+    permute,
+    reshape,
+    stack,
+    transpose,
+)
 from .tensor_methods import install_tensor_methods
 
 install_tensor_methods()  # Tensor's + - * / @ [] .sum() ... (the engine itself imports no op)

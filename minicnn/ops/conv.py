@@ -12,7 +12,7 @@ the CPU, `minicnn.cpu.conv` computes the same maths in cache-sized pieces ("poin
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..autograd import Function, Tensor
 from ..backend import Array
@@ -36,7 +36,7 @@ class Conv2dFn(Function):
             raise ValueError(f"{who}: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
         self.padding, self.groups, self.algorithm = padding, groups, algorithm
 
-    def setup(self, x: Array, w: Array, b: Optional[Array] = None) -> None:
+    def setup(self, x: Array, w: Array, b: Array | None = None) -> None:
         """Check arguments, resolve padding and output size, save what backward needs."""
         who, g = self.who, self.groups
         if w.ndim != 4:
@@ -60,7 +60,7 @@ class Conv2dFn(Function):
     def _im2col(self, x: Array) -> Array:
         return im2col(x, self.k, self.stride, self._padding(), self.dilation)  # (N, C*kh*kw, oh*ow)
 
-    def forward_reference(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+    def forward_reference(self, x: Array, w: Array, b: Array | None = None) -> Array:
         n, g, o = x.shape[0], self.groups, w.shape[0]
         oh, ow = self.out_hw
         cols = self._im2col(x).reshape(n, g, -1, oh * ow)  # (N, G, C/G*kh*kw, oh*ow)
@@ -92,7 +92,7 @@ class Conv2dFn(Function):
         return gx, gw, gb
 
     # ---- GPU: im2col kernel + cuBLAS, or the direct 3x3 kernel (minicnn/ops/gpu_conv.py) ------
-    def forward_gpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+    def forward_gpu(self, x: Array, w: Array, b: Array | None = None) -> Array:
         from . import gpu_conv
         return gpu_conv.conv_forward(self, x, w, b)
 
@@ -101,7 +101,7 @@ class Conv2dFn(Function):
         return gpu_conv.conv_backward(self, gy)
 
     # ---- CPU: the reference or one of the cache-blocked algorithms --------------------------
-    def forward_cpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+    def forward_cpu(self, x: Array, w: Array, b: Array | None = None) -> Array:
         from ..cpu import conv as kernels
         algo = self.algorithm
         if algo == "auto":

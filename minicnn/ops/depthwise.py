@@ -10,7 +10,7 @@ small matrix products on the wide-row layout.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..autograd import Function, Tensor
 from ..backend import Array, get_array_module
@@ -33,7 +33,7 @@ class DepthwiseConv2dFn(Function):
             raise ValueError(f"{who}: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
         self.padding, self.algorithm = padding, algorithm
 
-    def setup(self, x: Array, w: Array, b: Optional[Array] = None) -> None:
+    def setup(self, x: Array, w: Array, b: Array | None = None) -> None:
         who = self.who
         if w.ndim != 4 or w.shape[1] != 1:
             raise ValueError(f"{who}: weight must have shape (C*depth_multiplier, 1, kh, kw), got {w.shape}")
@@ -49,7 +49,7 @@ class DepthwiseConv2dFn(Function):
         self.x, self.w, self.x_shape, self.out_hw, self.has_bias = x, w, x.shape, (oh, ow), b is not None
         self.taps = [(i, j) for i in range(self.k[0]) for j in range(self.k[1])]
 
-    def _finish(self, y: Array, b: Optional[Array]) -> Array:
+    def _finish(self, y: Array, b: Array | None) -> Array:
         n, c = self.x_shape[:2]
         y = y.reshape(n, c * self.m, *self.out_hw)
         if b is not None:
@@ -63,7 +63,7 @@ class DepthwiseConv2dFn(Function):
         return gx, gw, (gy.reshape(n, o, -1).sum(axis=2).sum(axis=0) if self.needs_grad[2] else None)
 
     # ---- the reference: one strided slice per tap --------------------------------------------
-    def forward_reference(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+    def forward_reference(self, x: Array, w: Array, b: Array | None = None) -> Array:
         xp = get_array_module(x)
         n, c = x.shape[:2]
         oh, ow = self.out_hw
@@ -86,7 +86,8 @@ class DepthwiseConv2dFn(Function):
         gw = xp.zeros(w3.shape, dtype=gy.dtype) if self.needs_grad[1] else None
         for t, (i, j) in enumerate(self.taps):
             if gpad is not None:  # each tap's share goes back onto the pixels it read (overlaps add)
-                tap(gpad, i, j, self.stride, self.dilation, oh, ow)[...] += (gy5 * w3[None, :, :, t, None, None]).sum(axis=2)
+                share = (gy5 * w3[None, :, :, t, None, None]).sum(axis=2)
+                tap(gpad, i, j, self.stride, self.dilation, oh, ow)[...] += share
             if gw is not None:
                 xs = tap(xpad, i, j, self.stride, self.dilation, oh, ow)[:, :, None]  # (N, C, 1, oh, ow)
                 gw[:, :, t] = (gy5 * xs).sum(axis=(0, 3, 4))
@@ -97,7 +98,7 @@ class DepthwiseConv2dFn(Function):
         return self._with_bias(gy, gx, gw.reshape(self.w.shape) if gw is not None else None)
 
     # ---- GPU: depthwise_conv.cu where it applies, else the reference (minicnn/ops/gpu_conv.py) ----
-    def forward_gpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+    def forward_gpu(self, x: Array, w: Array, b: Array | None = None) -> Array:
         from . import gpu_conv
         return gpu_conv.depthwise_forward(self, x, w, b)
 
@@ -106,7 +107,7 @@ class DepthwiseConv2dFn(Function):
         return gpu_conv.depthwise_backward(self, gy)
 
     # ---- CPU: per sample and block of channels (minicnn.cpu.depthwise) ----------------------
-    def forward_cpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+    def forward_cpu(self, x: Array, w: Array, b: Array | None = None) -> Array:
         if self.algorithm == "reference":
             return self.forward_reference(x, w, b)
         from ..cpu import depthwise as kernels

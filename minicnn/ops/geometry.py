@@ -6,13 +6,13 @@ Padding is always resolved to four ints (top, bottom, left, right) so that Tenso
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 Pair = tuple[int, int]
 Pads = tuple[int, int, int, int]  # (top, bottom, left, right)
-Padding = Union[int, str, tuple]
+Padding = int | str | tuple
 
 
 def pair(v: Any, name: str, who: str, minimum: int = 1) -> Pair:
@@ -52,11 +52,12 @@ def resolve_padding(padding: Padding, hw: Pair, kernel: Pair, stride: Pair, dila
         if mode == "valid":
             return (0, 0, 0, 0)
         if mode == "same":
-            return same_padding(hw[0], kernel[0], stride[0], dilation[0]) + same_padding(hw[1], kernel[1], stride[1], dilation[1])
+            return (same_padding(hw[0], kernel[0], stride[0], dilation[0])
+                    + same_padding(hw[1], kernel[1], stride[1], dilation[1]))
         raise ValueError(f"{who}: padding must be an int, a pair, 'same' or 'valid'; got {padding!r}")
     if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(isinstance(p, (tuple, list)) for p in padding):
         pads = (*pair(tuple(padding[0]), "padding", who, 0), *pair(tuple(padding[1]), "padding", who, 0))
-        return pads  # type: ignore[return-value]
+        return pads
     ph, pw = pair(padding, "padding", who, 0)
     return (ph, ph, pw, pw)
 

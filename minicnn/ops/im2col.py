@@ -6,13 +6,13 @@ the only copy is the single `copyto` that lays the view out contiguously for BLA
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..backend import get_array_module
 from .geometry import Padding, Pads, Pair, pair, window_geometry
 
 
-def pad_hw(x: Any, pads: Pads, value: float = 0.0, out: Optional[Any] = None) -> Any:
+def pad_hw(x: Any, pads: Pads, value: float = 0.0, out: Any | None = None) -> Any:
     """Pad the last two axes of (N, C, H, W) by (top, bottom, left, right) with `value`."""
     t, b, left, r = pads
     if not any(pads) and out is None:
@@ -48,7 +48,7 @@ def tap(xpad: Any, i: int, j: int, stride: Pair, dilation: Pair, oh: int, ow: in
 
 
 def im2col(x: Any, kernel_size: Any, stride: Any = 1, padding: Padding = 0, dilation: Any = 1,
-           out: Optional[Any] = None) -> Any:
+           out: Any | None = None) -> Any:
     """(N, C, H, W) -> cols (N, C*kh*kw, oh*ow); rows ordered (c, i, j) like a flattened weight."""
     who = "im2col"
     k, s, d = pair(kernel_size, "kernel_size", who), pair(stride, "stride", who), pair(dilation, "dilation", who)

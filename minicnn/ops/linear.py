@@ -1,8 +1,6 @@
 """The dense layer's op: y = x W^T + b with PyTorch's (out, in) weight layout."""
 from __future__ import annotations
 
-from typing import Optional
-
 from ..autograd import Function, Tensor
 from ..backend import Array
 
@@ -10,7 +8,7 @@ from ..backend import Array
 class LinearFn(Function):
     """Fused x @ W.T + b; x (N, in), W (out, in), b (out,) -> (N, out)."""
 
-    def forward(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+    def forward(self, x: Array, w: Array, b: Array | None = None) -> Array:
         self.x, self.w = x, w
         y = x @ w.T
         if b is not None:
@@ -19,7 +17,8 @@ class LinearFn(Function):
 
     def backward(self, gy: Array) -> tuple:
         gx = gy @ self.w if self.needs_grad[0] else None                  # (N, in)
-        gw = (gy.reshape(-1, gy.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])) if self.needs_grad[1] else None  # (out, in)
+        # (out, in)
+        gw = (gy.reshape(-1, gy.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])) if self.needs_grad[1] else None
         if len(self.needs_grad) == 2:
             return gx, gw
         gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0) if self.needs_grad[2] else None  # (out,)

@@ -8,7 +8,7 @@ the weights instead, and that is what its `weight` argument does.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -205,7 +205,7 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean", sample_weight:
     return _reduce(d * d, reduction, sample_weight)
 
 
-def sample_weights_from_class_weight(targets: Any, class_weight: Optional[dict]) -> Optional[np.ndarray]:
+def sample_weights_from_class_weight(targets: Any, class_weight: dict | None) -> np.ndarray | None:
     """Keras' class_weight {class: w} -> one weight per sample, shape (N,)."""
     if class_weight is None:
         return None

@@ -7,7 +7,8 @@ Padding is never materialised here: a tap that falls outside the input is simply
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,8 @@ def window_taps(x_shape: tuple, k: tuple, s: tuple, d: tuple, pads: tuple, oy: i
 
 
 # ---- im2col ------------------------------------------------------------------------------
-def im2col_naive(x: np.ndarray, kernel_size: Any, stride: Any = 1, padding: Padding = 0, dilation: Any = 1) -> np.ndarray:
+def im2col_naive(x: np.ndarray, kernel_size: Any, stride: Any = 1, padding: Padding = 0,
+                 dilation: Any = 1) -> np.ndarray:
     """(N, C, H, W) -> (N, C*kh*kw, oh*ow), one window per column, zeros where padded."""
     k, s, d, pads, oh, ow = _geometry(x.shape, kernel_size, stride, padding, dilation, "im2col_naive")
     n_, c_ = x.shape[:2]
@@ -84,9 +86,10 @@ class Conv2dNaiveFn(Function):
                             for i, j, iy, ix in window_taps(self.x.shape, self.k, self.s, self.d, self.pads, oy, ox):
                                 yield n, o, oy, ox, ci, cw, i, j, iy, ix
 
-    def forward_cpu(self, x: Array, w: Array, b: Optional[Array] = None) -> Array:
+    def forward_cpu(self, x: Array, w: Array, b: Array | None = None) -> Array:
         if x.ndim == 4 and x.shape[1] != w.shape[1] * self.groups:
-            raise ValueError(f"conv2d_naive: expected input with {w.shape[1] * self.groups} channels, got shape {x.shape}")
+            raise ValueError(f"conv2d_naive: expected input with {w.shape[1] * self.groups} channels, "
+                             f"got shape {x.shape}")
         self.x, self.w, self.has_bias = x, w, b is not None
         self.k, self.s, self.d, self.pads, self.oh, self.ow = _geometry(
             x.shape, w.shape[2:], self.stride, self.padding, self.dilation, "conv2d_naive")
@@ -129,7 +132,8 @@ class _PoolNaiveFn(Function):
     def _setup(self, x: np.ndarray, who: str) -> None:
         stride = self.kernel_size if self.stride is None else self.stride
         self.x_shape = x.shape
-        self.k, self.s, self.d, self.pads, self.oh, self.ow = _geometry(x.shape, self.kernel_size, stride, self.padding, 1, who)
+        self.k, self.s, self.d, self.pads, self.oh, self.ow = _geometry(x.shape, self.kernel_size, stride,
+                                                                       self.padding, 1, who)
         if self.ceil_mode:  # ceil, then drop a last window that would start past the input and left padding
             h, w = x.shape[2:]
             t, b, left, r = self.pads
@@ -183,7 +187,7 @@ class MaxPool2dNaiveFn(_PoolNaiveFn):
 
 
 class AvgPool2dNaiveFn(_PoolNaiveFn):
-    def __init__(self, kernel_size: Any, stride: Any, padding: Padding, count_include_pad: Optional[bool],
+    def __init__(self, kernel_size: Any, stride: Any, padding: Padding, count_include_pad: bool | None,
                  ceil_mode: bool = False):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.include = count_include_pad if count_include_pad is not None else not isinstance(padding, str)
@@ -212,7 +216,7 @@ def max_pool2d_naive(x: Any, kernel_size: Any, stride: Any = None, padding: Padd
 
 
 def avg_pool2d_naive(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 0,
-                     count_include_pad: Optional[bool] = None, ceil_mode: bool = False) -> Tensor:
+                     count_include_pad: bool | None = None, ceil_mode: bool = False) -> Tensor:
     """Loop reference for avg_pool2d."""
     return AvgPool2dNaiveFn(kernel_size, stride, padding, count_include_pad, ceil_mode)(x)
 

@@ -8,7 +8,7 @@ array code for both backends.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class AvgPool2dFn(_WindowPool):
     the number of real pixels in the window (TensorFlow/Keras 'same' average pooling)."""
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Padding = 0,
-                 count_include_pad: Optional[bool] = None, who: str = "avg_pool2d", ceil_mode: bool = False):
+                 count_include_pad: bool | None = None, who: str = "avg_pool2d", ceil_mode: bool = False):
         super().__init__(kernel_size, stride, padding, who, ceil_mode)
         # None: PyTorch's True for numeric padding, Keras' False for 'same'
         self.include = count_include_pad if count_include_pad is not None else not isinstance(padding, str)
@@ -246,7 +246,7 @@ def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 
 
 
 def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Padding = 0, ceil_mode: bool = False,
-               count_include_pad: Optional[bool] = None) -> Tensor:
+               count_include_pad: bool | None = None) -> Tensor:
     """(N, C, H, W) -> (N, C, oh, ow) window mean (see AvgPool2dFn for count_include_pad; PyTorch's order)."""
     return AvgPool2dFn(kernel_size, stride, padding, count_include_pad, "avg_pool2d", ceil_mode)(x)
 

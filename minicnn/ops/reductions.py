@@ -13,7 +13,7 @@ Both spellings are accepted: PyTorch's `dim=` / `keepdim=` and NumPy's `axis=` /
 from __future__ import annotations
 
 import builtins
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from ..autograd import Function, Tensor
 from ..backend import Array, get_array_module
 
 
-def _norm_axis(axis: Any, ndim: int) -> Optional[tuple]:
+def _norm_axis(axis: Any, ndim: int) -> tuple | None:
     if axis is None:
         return None
     if isinstance(axis, int):

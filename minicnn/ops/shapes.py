@@ -1,7 +1,8 @@
 """Shape ops: reshape, transpose, indexing, concatenation, stacking and constant padding."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,8 @@ class Reshape(Function):
         try:
             return x.reshape(self.shape)
         except ValueError:
-            raise ValueError(f"cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {self.shape}") from None
+            raise ValueError(f"cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
+                             f"into {self.shape}") from None
 
     def backward(self, gy: Array) -> Any:
         return gy.reshape(self.src)

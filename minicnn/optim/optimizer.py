@@ -6,14 +6,15 @@ NumPy/CuPy arithmetic: an optimizer step is not part of any autograd graph.
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Union
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from ..autograd import Tensor
 from ..backend import device_of, get_array_module, to_device
 
-ParamsT = Union[Iterable[Tensor], Iterable[dict]]
+ParamsT = Iterable[Tensor] | Iterable[dict]
 
 
 class Optimizer:
@@ -28,7 +29,7 @@ class Optimizer:
         self.param_groups: list[dict] = []
         # Keyed by id(param): Tensor.__eq__ is elementwise, so Tensors make awkward dict keys.
         self.state: dict[int, dict] = {}
-        groups = list(params)
+        groups: list[Any] = list(params)  # Tensors, or dicts with a 'params' key
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list "
                              f"(did model.parameters() run out? a generator can be consumed only once)")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -109,7 +110,7 @@ def _run_epoch_eval(model, loader, loss_fn, device, class_weight, desc=None, ver
 
 
 def evaluate(model: Module, loader: Iterable, loss_fn: Any = None, device: str = "cpu",
-             class_weight: Optional[dict] = None, verbose: bool = False, split: str = "evaluation") -> dict:
+             class_weight: dict | None = None, verbose: bool = False, split: str = "evaluation") -> dict:
     """Metrics of `model` in eval mode over a loader of (images, labels) batches.
 
     NaN/Inf in the outputs raises NonFiniteLossError naming `split` and the batch."""
@@ -171,10 +172,10 @@ def _feed_on_device(loaders: Iterable, device: str) -> list:
     return fed
 
 
-def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = None, *, loss_fn: Any,
-        optimizer: Any, epochs: int = 1, scheduler: Any = None, scheduler_interval: Optional[str] = None,
-        class_weight: Optional[dict] = None, callbacks: Sequence[Callback] = (), device: str = "cpu",
-        checkpoint: Optional[str] = None, resume: Optional[str] = None, verbose: int = 1,
+def fit(model: Module, train_loader: Iterable, val_loader: Iterable | None = None, *, loss_fn: Any,
+        optimizer: Any, epochs: int = 1, scheduler: Any = None, scheduler_interval: str | None = None,
+        class_weight: dict | None = None, callbacks: Sequence[Callback] = (), device: str = "cpu",
+        checkpoint: str | None = None, resume: str | None = None, verbose: int = 1,
         threshold: float = 0.5, distributed: bool = False) -> History:
     """Train for `epochs`, evaluating on `val_loader` after each; returns the History.
 
@@ -276,7 +277,7 @@ def fit(model: Module, train_loader: Iterable, val_loader: Optional[Iterable] = 
                                 img_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
             bar.close()
             logs = tracker.compute()
-            bad_val: Optional[NonFiniteLossError] = None
+            bad_val: NonFiniteLossError | None = None
             if val_loader is not None:
                 try:
                     val = _run_epoch_eval(model, val_loader, loss_fn, device, class_weight,

@@ -78,7 +78,8 @@ def build_library(cu_path: Path) -> tuple[Path, dict[str, Signature]]:
         src = Path(tmp) / f"{cu_path.stem}_cpu.cpp"
         src.write_text(wrapper)
         so = Path(tmp) / out.name
-        proc = subprocess.run([compiler(), *CXXFLAGS, "-o", str(so), str(src)], check=False, capture_output=True, text=True)
+        proc = subprocess.run([compiler(), *CXXFLAGS, "-o", str(so), str(src)],
+                              check=False, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"CPU build of {cu_path} failed:\n{proc.stderr[-6000:]}")
         os.replace(so, out)  # atomic: a concurrent build of the same key writes the same bytes
