@@ -31,8 +31,8 @@ from minicnn import nn, optim, plots
 from minicnn.data import transforms as T
 from minicnn.data.sources import REAL_DATA_HELP
 from minicnn.metrics import best_threshold, binary_metrics, confusion_matrix
-from minicnn.weights import load_pretrained
 from minicnn.train import EarlyStopping, ModelCheckpoint, cli, fit, predict_proba
+from minicnn.weights import load_pretrained
 
 SIZES = (28, 64, 128, 180, 224)
 CLASSES = ["normal", "pneumonia"]

@@ -54,7 +54,8 @@ class GpuViaNumpy:
 def mod(name: str, order: str):
     key = (name, order)
     if key not in _MODS:
-        _MODS[key] = GpuViaNumpy(name) if order == "gpu" else CpuModule(name, grid_cap=3, shuffle=(order == "shuffled"), seed=7)
+        shuffled = order == "shuffled"
+        _MODS[key] = GpuViaNumpy(name) if order == "gpu" else CpuModule(name, grid_cap=3, shuffle=shuffled, seed=7)
     return _MODS[key]
 
 

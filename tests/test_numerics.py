@@ -11,10 +11,10 @@ import pytest
 
 import minicnn.nn.functional as F
 from minicnn import Tensor, nn
-from minicnn.gradcheck import gradcheck
-from minicnn.ops import batch_norm_naive
 from minicnn.cuda.cpu_harness import compiler_available
 from minicnn.cuda.cpu_harness.fake_device import fake_device
+from minicnn.gradcheck import gradcheck
+from minicnn.ops import batch_norm_naive
 
 
 def rel(a, b) -> float:

@@ -16,6 +16,7 @@ DW_TILE, DW_PATCH, DW_TAPS = 16, 48, 64       # must match depthwise_conv.cu
 C3_TP, C3_OC = 8, 16                          # must match conv3x3.cu
 
 Dims = int | Sequence[int]
+Pair = Sequence[int]  # (y, x) of a stride, dilation or kernel; pads as (top, bottom, left, right)
 
 
 class Module(Protocol):
@@ -47,14 +48,16 @@ def im2col(mod: Module, x: Any, cols: Any, k: Sequence[int], s: Sequence[int], p
            d: Sequence[int], out_hw: Sequence[int]) -> None:
     """x (N, C, H, W) -> cols (N, C*kh*kw, oh*ow)."""
     n, c, h, w = x.shape
-    mod.launch(f"im2col_{suffix(x)}", blocks(mod, cols.size), THREADS, [x, cols, n, c, h, w, *_window(k, s, pads, d, *out_hw)])
+    mod.launch(f"im2col_{suffix(x)}", blocks(mod, cols.size), THREADS,
+               [x, cols, n, c, h, w, *_window(k, s, pads, d, *out_hw)])
 
 
 def col2im(mod: Module, cols: Any, x: Any, k: Sequence[int], s: Sequence[int], pads: Sequence[int],
            d: Sequence[int], out_hw: Sequence[int]) -> None:
     """cols (N, C*kh*kw, oh*ow) -> x (N, C, H, W), overwriting x with the gathered sums."""
     n, c, h, w = x.shape
-    mod.launch(f"col2im_{suffix(x)}", blocks(mod, x.size), THREADS, [cols, x, n, c, h, w, *_window(k, s, pads, d, *out_hw)])
+    mod.launch(f"col2im_{suffix(x)}", blocks(mod, x.size), THREADS,
+               [cols, x, n, c, h, w, *_window(k, s, pads, d, *out_hw)])
 
 
 def _dw_check(k: Sequence[int], s: Sequence[int], d: Sequence[int], who: str) -> None:
@@ -66,16 +69,17 @@ def _dw_check(k: Sequence[int], s: Sequence[int], d: Sequence[int], who: str) ->
                          "use the im2col path for this geometry")
 
 
-def depthwise_forward(mod: Module, x: Any, w: Any, y: Any, s: Sequence[int], pads: Sequence[int], d: Sequence[int]) -> None:
+def depthwise_forward(mod: Module, x: Any, w: Any, y: Any, s: Pair, pads: Pair, d: Pair) -> None:
     """x (N, C, H, W), w (C, 1, kh, kw) -> y (N, C, oh, ow)."""
     n, c, h, wd = x.shape
     k, (oh, ow) = w.shape[2:], y.shape[2:]
     _dw_check(k, s, d, "depthwise_forward")
     tiles = n * c * -(-oh // DW_TILE) * -(-ow // DW_TILE)
-    mod.launch(f"depthwise_forward_{suffix(x)}", blocks(mod, tiles, 1), THREADS, [x, w, y, n, c, h, wd, *_window(k, s, pads, d, oh, ow)])
+    mod.launch(f"depthwise_forward_{suffix(x)}", blocks(mod, tiles, 1), THREADS,
+               [x, w, y, n, c, h, wd, *_window(k, s, pads, d, oh, ow)])
 
 
-def depthwise_input_grad(mod: Module, dy: Any, w: Any, dx: Any, s: Sequence[int], pads: Sequence[int], d: Sequence[int]) -> None:
+def depthwise_input_grad(mod: Module, dy: Any, w: Any, dx: Any, s: Pair, pads: Pair, d: Pair) -> None:
     """dy (N, C, oh, ow), w (C, 1, kh, kw) -> dx (N, C, H, W)."""
     n, c, h, wd = dx.shape
     k, (oh, ow) = w.shape[2:], dy.shape[2:]
@@ -85,7 +89,7 @@ def depthwise_input_grad(mod: Module, dy: Any, w: Any, dx: Any, s: Sequence[int]
                [dy, w, dx, n, c, h, wd, *_window(k, s, pads, d, oh, ow)])
 
 
-def depthwise_weight_grad(mod: Module, x: Any, dy: Any, dw: Any, s: Sequence[int], pads: Sequence[int], d: Sequence[int]) -> None:
+def depthwise_weight_grad(mod: Module, x: Any, dy: Any, dw: Any, s: Pair, pads: Pair, d: Pair) -> None:
     """x (N, C, H, W), dy (N, C, oh, ow) -> dw (C, 1, kh, kw)."""
     n, c, h, wd = x.shape
     k, (oh, ow) = dw.shape[2:], dy.shape[2:]
@@ -94,7 +98,7 @@ def depthwise_weight_grad(mod: Module, x: Any, dy: Any, dw: Any, s: Sequence[int
                [x, dy, dw, n, c, h, wd, *_window(k, s, pads, d, oh, ow)])
 
 
-def maxpool_forward(mod: Module, x: Any, y: Any, idx: Any, k: Sequence[int], s: Sequence[int], pads: Sequence[int]) -> None:
+def maxpool_forward(mod: Module, x: Any, y: Any, idx: Any, k: Pair, s: Pair, pads: Pair) -> None:
     """x (N, C, H, W) -> y (N, C, oh, ow) and idx (same shape, int64: iy*W + ix of the first maximum)."""
     n, c, h, w = x.shape
     oh, ow = y.shape[2:]
@@ -102,7 +106,7 @@ def maxpool_forward(mod: Module, x: Any, y: Any, idx: Any, k: Sequence[int], s: 
                [x, y, idx, n, c, h, w, k[0], k[1], s[0], s[1], pads[0], pads[1], oh, ow])
 
 
-def maxpool_backward(mod: Module, dy: Any, idx: Any, dx: Any, k: Sequence[int], s: Sequence[int], pads: Sequence[int]) -> None:
+def maxpool_backward(mod: Module, dy: Any, idx: Any, dx: Any, k: Pair, s: Pair, pads: Pair) -> None:
     """dy, idx (N, C, oh, ow) -> dx (N, C, H, W)."""
     n, c, h, w = dx.shape
     oh, ow = dy.shape[2:]
@@ -203,9 +207,11 @@ def conv3x3(mod: Module, x: Any, w: Any, y: Any, s: Sequence[int], pads: Sequenc
     o = w.shape[0]
     oh, ow = y.shape[2:]
     if tuple(w.shape[2:]) != (3, 3) or w.shape[1] != c or not set(s) <= {1, 2}:
-        raise ValueError(f"minicnn.cuda.conv3x3: needs w (O, {c}, 3, 3) and stride 1 or 2; got w {tuple(w.shape)}, stride {tuple(s)}")
+        raise ValueError(f"minicnn.cuda.conv3x3: needs w (O, {c}, 3, 3) and stride 1 or 2; "
+                         f"got w {tuple(w.shape)}, stride {tuple(s)}")
     tiles = n * -(-o // C3_OC) * -(-oh // C3_TP) * -(-ow // C3_TP)
-    mod.launch(f"conv3x3_{suffix(x)}", blocks(mod, tiles, 1), THREADS, [x, w, y, n, c, h, wd, o, s[0], s[1], pads[0], pads[1], oh, ow])
+    mod.launch(f"conv3x3_{suffix(x)}", blocks(mod, tiles, 1), THREADS,
+               [x, w, y, n, c, h, wd, o, s[0], s[1], pads[0], pads[1], oh, ow])
 
 
 def conv3x3_input_grad(mod: Module, dy: Any, w: Any, dx: Any, pads: Sequence[int]) -> None:
