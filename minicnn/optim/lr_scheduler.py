@@ -10,7 +10,8 @@ import bisect
 import copy
 import math
 import warnings
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 from .optimizer import Optimizer
 
@@ -20,9 +21,9 @@ def _check_optimizer(sched: str, optimizer: Any) -> None:
         raise TypeError(f"{sched} needs a minicnn.optim.Optimizer, got {type(optimizer).__name__}")
 
 
-def _per_group(sched: str, name: str, value: Union[float, Sequence[float]], n: int) -> list[float]:
+def _per_group(sched: str, name: str, value: float | Sequence[float], n: int) -> list[float]:
     """Broadcast one value to n parameter groups, or check a list has n entries."""
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, Sequence):
         if len(value) != n:
             raise ValueError(f"{sched}: {name} has {len(value)} values but the optimizer has {n} parameter groups")
         return [float(v) for v in value]
@@ -144,8 +145,8 @@ class OneCycleLR(LRScheduler):
 
     length_keys = ("total_steps", "phases")
 
-    def __init__(self, optimizer: Optimizer, max_lr: Union[float, Sequence[float]], total_steps: int = None,
-                 epochs: int = None, steps_per_epoch: int = None, pct_start: float = 0.3,
+    def __init__(self, optimizer: Optimizer, max_lr: float | Sequence[float], total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None, pct_start: float = 0.3,
                  anneal_strategy: str = "cos", cycle_momentum: bool = True, base_momentum: float = 0.85,
                  max_momentum: float = 0.95, div_factor: float = 25.0, final_div_factor: float = 1e4,
                  three_phase: bool = False) -> None:
@@ -186,15 +187,16 @@ class OneCycleLR(LRScheduler):
 
         up = float(pct_start * self.total_steps) - 1
         last = float(self.total_steps - 1)
-        # Each phase: (end step, lr key at start, lr key at end, momentum key at start, at end).
+        # Each phase: [end step, lr key at start, lr key at end, momentum key at start, at end]
+        # (lists, not tuples, so that state_dict round-trips unchanged).
+        self.phases: list[list[Any]]
         if three_phase:
-            self.phases = [(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                           (2 * up, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
-                           (last, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+            self.phases = [[up, "initial_lr", "max_lr", "max_momentum", "base_momentum"],
+                           [2 * up, "max_lr", "initial_lr", "base_momentum", "max_momentum"],
+                           [last, "initial_lr", "min_lr", "max_momentum", "max_momentum"]]
         else:
-            self.phases = [(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                           (last, "max_lr", "min_lr", "base_momentum", "max_momentum")]
-        self.phases = [list(p) for p in self.phases]  # lists, so state_dict round-trips unchanged
+            self.phases = [[up, "initial_lr", "max_lr", "max_momentum", "base_momentum"],
+                           [last, "max_lr", "min_lr", "base_momentum", "max_momentum"]]
         super().__init__(optimizer)
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
@@ -215,16 +217,15 @@ class OneCycleLR(LRScheduler):
         if t > self.total_steps:
             raise ValueError(f"OneCycleLR: tried to step {t} times; the schedule has total_steps="
                              f"{self.total_steps}")
-        start = 0.0
-        for i, (end, lr0, lr1, m0, m1) in enumerate(self.phases):
-            if t <= end or i == len(self.phases) - 1:
-                # A phase can have zero length (pct_start*total_steps == 1): it is then already over.
-                pct = (t - start) / (end - start) if end > start else 1.0
-                # the legal step after the last phase's end (t = total_steps) stays at the end
-                # value; PyTorch extrapolates there, e.g. to a negative lr with linear annealing
-                pct = min(pct, 1.0)
-                break
-            start = end
+        start, i = 0.0, 0
+        while t > self.phases[i][0] and i < len(self.phases) - 1:  # the phase that step t is in
+            start, i = self.phases[i][0], i + 1
+        end, lr0, lr1, m0, m1 = self.phases[i]
+        # A phase can have zero length (pct_start*total_steps == 1): it is then already over.
+        pct = (t - start) / (end - start) if end > start else 1.0
+        # the legal step after the last phase's end (t = total_steps) stays at the end value;
+        # PyTorch extrapolates there, e.g. to a negative lr with linear annealing
+        pct = min(pct, 1.0)
         lrs = []
         for group in self.optimizer.param_groups:
             lrs.append(self._anneal(group[lr0], group[lr1], pct))
@@ -238,7 +239,7 @@ class ReduceLROnPlateau(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
-                 min_lr: Union[float, Sequence[float]] = 0.0, eps: float = 1e-8) -> None:
+                 min_lr: float | Sequence[float] = 0.0, eps: float = 1e-8) -> None:
         _check_optimizer("ReduceLROnPlateau", optimizer)
         if not factor < 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor}")
