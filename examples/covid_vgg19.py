@@ -17,7 +17,7 @@ trains FROM SCRATCH, as VGG19 with batch norm (plain VGG19 does not train from r
 VGG19 of the tutorial is built and its convolutions loaded; the new head starts from random.
 
 CPU default (this project's 2-core machine, alone: ~15 min): 64 px, channels at 1/4 of VGG19's
-(--width 0.25: 16-32-64-128-128 instead of 64-128-256-512-512; same 19 layers), 25 epochs,
+(--width 0.25: 16-32-64-128-128 instead of 64-128-256-512-512; same 19 layers), 20 epochs,
 batch 8, light augmentation (small rotations, shifts, zoom). The tutorial's own settings are
 --size 224 --width 1 --batch-size 4 --epochs 10 --no-augment (with --weights for its start).
 
@@ -61,7 +61,7 @@ OUTPUTS = ("*.png",)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common_args(p, defaults={"size": 64, "epochs": 25, "batch_size": 8, "lr": 1e-3,
+    cli.add_common_args(p, defaults={"size": 64, "epochs": 20, "batch_size": 8, "lr": 1e-3,
                                      "out": "runs/covid_vgg19"}, sizes=SIZES, outputs=OUTPUTS, min_limit=6)
     p.add_argument("--width", type=float, default=None,
                    help=f"channel multiplier of VGG19's convolutions (default: {DEFAULT_WIDTH} from scratch, "

@@ -65,6 +65,28 @@ def test_vgg_model_is_the_tutorials(vgg, batch_norm):
     assert model.num_parameters() == VGG19_FEATURE_PARAMS + bn + TUTORIAL_HEAD_PARAMS
 
 
+def test_vgg_weights_load_the_convolutions_only(vgg, tmp_path):
+    """--weights: torchvision's vgg19 file (features.* plus its 1000-class classifier.0/3/6) loads into
+    the plain model's convolutions; the tutorial's new head keeps its own initial weights."""
+    from minicnn.data import DataError
+    from minicnn.train import report
+    from minicnn.weights import write_safetensors
+    src = vgg.build_model(width=1.0, batch_norm=False)
+    state = {k: v for k, v in src.state_dict().items() if k.startswith("features.")}
+    state["classifier.0.weight"] = np.zeros((8, 25088), np.float32)  # ImageNet head: excluded, not loaded
+    state["classifier.6.bias"] = np.zeros(1000, np.float32)
+    path = tmp_path / "vgg19.safetensors"
+    write_safetensors(state, path)
+    dst = vgg.build_model(width=1.0, batch_norm=False)
+    head_before = dst.classifier[1].weight.data.copy()
+    text = report.load_weights(dst, path, exclude=("classifier.",))
+    assert "loaded 32 tensors" in text
+    np.testing.assert_array_equal(dst.features[0].weight.data, src.features[0].weight.data)
+    np.testing.assert_array_equal(dst.classifier[1].weight.data, head_before)
+    with pytest.raises(DataError, match="vgg19.safetensors"):  # BN model: the file lacks its BN tensors
+        report.load_weights(vgg.build_model(width=1.0, batch_norm=True), path, exclude=("classifier.",))
+
+
 def test_vgg_width_scales_every_conv(vgg):
     model = vgg.build_model(width=0.25)
     convs = [m for m in model.features.modules() if isinstance(m, nn.Conv2d)]
