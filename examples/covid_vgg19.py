@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -90,7 +91,7 @@ def make_transforms(train: bool, augment: bool = True) -> T.Compose:
     return T.Compose(steps + [T.ToArray(), T.Normalize(MEAN, STD)])
 
 
-def load_splits(folder, size: int, val_fraction: float, seed: int, limit: int | None) -> dict:
+def load_splits(folder: Path, size: int, val_fraction: float, seed: int, limit: int | None) -> tuple[dict, list[str]]:
     """train / val (held out of train/) / test, decoded and resized once, kept in memory."""
     resize = T.Resize((size, size))
     train_all = D.ImageFolder(folder / "train", transform=resize, grayscale=False)

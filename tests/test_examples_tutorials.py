@@ -259,3 +259,20 @@ def test_ct_inception_smoke_run(tmp_path):
     _pngs(out, ["preprocessing.png", "augmented_batch.png", "roc_comparison.png", "class_distribution.png"]
           + [f"{r['model']}_{p}.png" for r in rows
              for p in ("training_curves", "confusion_matrix", "predictions", "probabilities", "roc_curve")])
+
+
+@pytest.mark.skipif(data_dir() is None or not (data_dir() / "covid_ct").is_dir(),
+                    reason="needs $MINICNN_DATA_DIR/covid_ct")
+def test_ct_inception_resume_skips_finished_models(tmp_path):
+    """--resume after the first model finished: it is reloaded, not retrained; the next one starts
+    fresh although state.npz still holds the finished model's training state."""
+    common = ["--size", "32", "--epochs", "2", "--limit", "8", "--workers", "0"]
+    out, first, _ = _run("ct_inception", common + ["--models", "tiny_cnn"], tmp_path)
+    before = (out / "best_tiny_cnn.npz").read_bytes()
+    _, m, stdout = _run("ct_inception", common + ["--models", "tiny_cnn,reduced_inception", "--resume"], tmp_path)
+    assert "tiny_cnn: finished in the interrupted run" in stdout
+    assert "starting reduced_inception from its first epoch" in stdout
+    assert (out / "best_tiny_cnn.npz").read_bytes() == before
+    rows = {r["model"]: r for r in m["metrics"]["models"]}
+    assert rows["tiny_cnn"]["test accuracy"] == first["metrics"]["models"][0]["test accuracy"]
+    assert rows["reduced_inception"]["epochs"] == 2
