@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
                "epochs_run": len(history.get("loss", [])), "n": {k: int(len(v)) for k, v in splits.items()},
                "parameters": model.num_parameters(), "train_seconds": round(train_seconds, 1),
                "seconds": round(time.time() - t_start, 1)}
-    cli.write_run_summary(out, hyper=args, metrics=metrics, dataset=name, classes=classes,
+    cli.write_run_summary(out, hyper=args, metrics=metrics, dataset=name, data_folder=str(folder), classes=classes,
                           model=f"VGG19{'' if args.weights else '-BN'} width {args.width}",
                           pretrained=bool(args.weights))
     cli.print_results({"accuracy": res["metrics"]["accuracy"], "macro F1": res["metrics"]["f1"],

@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = {"models": rows, "chosen_by_validation": best_row["model"],
                "best_test_accuracy": max(r["test accuracy"] for r in rows),
                "n": {k: int(len(v)) for k, v in splits.items()}, "seconds": round(time.time() - t_start, 1)}
-    cli.write_run_summary(out, hyper=args, metrics=metrics, dataset=name, classes=CLASSES)
+    cli.write_run_summary(out, hyper=args, metrics=metrics, dataset=name, data_folder=str(folder), classes=CLASSES)
     print(f"\n{table}\n")
     cli.print_results({"model chosen on validation": best_row["model"],
                        "its test accuracy": best_row["test accuracy"],

@@ -233,6 +233,7 @@ def test_covid_vgg19_smoke_run(tmp_path):
     assert np.array(test["confusion_matrix"]).shape == (3, 3) and np.sum(test["confusion_matrix"]) == 12
     assert set(test["per_class"]) == {"Covid", "Normal", "Viral Pneumonia"}  # the space survives
     assert m["hyperparameters"]["width"] == 0.25 and m["pretrained"] is False
+    assert Path(m["data_folder"]).name == "covid19_3class"  # found through $MINICNN_DATA_DIR
     _pngs(out, ["training_curves.png", "confusion_matrix.png", "predictions.png", "probabilities.png",
                 "samples.png", "class_distribution.png"])
     assert (out / "best.npz").is_file() and (out / "state.npz").is_file()
@@ -254,6 +255,7 @@ def test_ct_inception_smoke_run(tmp_path):
     for r in rows:
         assert r["epochs"] == 1 and 0 <= r["test accuracy"] <= 1 and r["parameters"] > 0
     assert m["metrics"]["chosen_by_validation"] in {r["model"] for r in rows}
+    assert Path(m["data_folder"]).name == "covid_ct"
     table = (out / "comparison.md").read_text()
     assert all(r["model"] in table for r in rows) and "test AUC" in table
     _pngs(out, ["preprocessing.png", "augmented_batch.png", "roc_comparison.png", "class_distribution.png"]
