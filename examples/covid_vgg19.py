@@ -108,9 +108,9 @@ def load_splits(folder: Path, size: int, val_fraction: float, seed: int, limit: 
 # ---- the model: VGG19, its head replaced as in the tutorial --------------------------------------
 def build_model(width: float = 1.0, batch_norm: bool = True, num_classes: int = 3) -> VGG:
     """(N, 3, S, S) -> (N, num_classes) logits: VGG19's 16 convs (x width channels), then the tutorial's head."""
-    cfg = [v if v == "M" else max(1, int(v * width)) for v in CONFIGS[19]]
+    cfg = [v if isinstance(v, str) else max(1, int(v * width)) for v in CONFIGS[19]]  # "M" = max-pool
     model = VGG(make_features(cfg, in_channels=3, batch_norm=batch_norm), num_classes=num_classes)
-    last = cfg[-2]  # channels of the last conv: 512 at width 1
+    last = max(v for v in cfg if isinstance(v, int))  # channels of the last conv: 512 at width 1
     model.avgpool = nn.AdaptiveAvgPool2d(1)
     model.classifier = nn.Sequential(
         nn.Flatten(),

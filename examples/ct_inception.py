@@ -38,7 +38,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,8 +62,8 @@ SIZES = (32, 48, 64, 80, 96, 100, 112, 128, 150, 192, 224)
 WORK_SIZE = 256                          # every slice is squared to this before CLAHE and cropping
 CLAHE_CLIP, CLAHE_TILES = 3.0, (8, 8)    # cv2.createCLAHE(clipLimit=3.0), OpenCV's default 8x8 grid
 CROP_THRESHOLD, CROP_MIN_AREA = 50, 0.01  # bright tissue above grey 50, regions of at least 1% of the slice
-KERAS_AUGMENT = dict(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2, shear_range=0.2,
-                     zoom_range=0.2, horizontal_flip=True, fill_mode="nearest")
+KERAS_AUGMENT: dict[str, Any] = dict(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
+                                     shear_range=0.2, zoom_range=0.2, horizontal_flip=True, fill_mode="nearest")
 TUTORIAL_EPOCHS = {"simple_cnn": 10, "tiny_cnn": 10, "reduced_inception": 3}
 MODEL_NAMES = tuple(TUTORIAL_EPOCHS)
 ADAM_EPS = 1e-7                          # Keras' Adam epsilon
@@ -142,8 +144,8 @@ def make_transforms(train: bool) -> T.Transform:
 # ---- the three models --------------------------------------------------------------------------
 def build_model(name: str, size: int) -> nn.Sequential:
     """(N, 1, size, size) -> (N, 1) P(COVID): one of the tutorial's Keras models (sigmoid output)."""
-    builders = {"simple_cnn": models.simple_cnn, "tiny_cnn": models.tiny_cnn,
-                "reduced_inception": models.reduced_inception}
+    builders: dict[str, Callable[..., nn.Sequential]] = {
+        "simple_cnn": models.simple_cnn, "tiny_cnn": models.tiny_cnn, "reduced_inception": models.reduced_inception}
     return builders[name](input_size=size, in_channels=1)
 
 
@@ -235,13 +237,13 @@ def main(argv: list[str] | None = None) -> dict:
     for model_name in args.models:
         if model_name in done:  # finished before the interruption: its best weights are on disk
             print(f"\n==== {model_name}: finished in the interrupted run; reloading best_{model_name}.npz ====")
-            model = build_model(model_name, args.size)
+            model: nn.Module = build_model(model_name, args.size)
             model.load_state_dict(minicnn.load(str(out / f"best_{model_name}.npz")))
             info, history = done[model_name], None
         else:
             resume_ok = args.resume and model_name == first_todo
             model, history, info = train_one(model_name, args, loaders, resume_ok)
-        val = report.evaluate_classifier(model, loaders["val"], CLASSES, device=args.device)
+        val = report.evaluate_classifier(model, loaders["val"], CLASSES, device=args.device, split="validation")
         res = report.evaluate_classifier(model, loaders["test"], CLASSES, device=args.device)
         # the tutorial calls P(COVID) >= 0.5 positive; a cut-off chosen on validation is shown beside it
         thr = best_threshold(val["y_true"], val["probs"][:, 1], criterion="accuracy")

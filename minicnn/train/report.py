@@ -24,6 +24,7 @@ from ..autograd import Tensor, no_grad
 from ..backend import to_device
 from ..metrics import binary_metrics, classification_report, confusion_matrix, multiclass_metrics
 from ..nn.module import Module
+from .callbacks import non_finite_error
 from .loop import _split_batch, to_probabilities
 
 PathLike = str | os.PathLike
@@ -31,7 +32,7 @@ PathLike = str | os.PathLike
 
 # ---- numbers ---------------------------------------------------------------------------------
 def evaluate_classifier(model: Module, loader: Iterable, class_names: Sequence[str], *, device: str = "cpu",
-                        threshold: float = 0.5, keep_images: int = 24) -> dict[str, Any]:
+                        threshold: float = 0.5, keep_images: int = 24, split: str = "test") -> dict[str, Any]:
     """Run `model` (eval mode, no gradients) over (images, labels) batches; returns a result dict.
 
     Keys: y_true (N,), probs (N, C), y_pred (N,), metrics (accuracy, precision, recall, f1,
@@ -39,16 +40,20 @@ def evaluate_classifier(model: Module, loader: Iterable, class_names: Sequence[s
     confusion_matrix (C, C) rows true, images (K, ch, H, W): up to `keep_images` inputs, as
     many of each class as that allows, for the figures, and image_index (K,): their positions,
     threshold (binary models: predicted class 1 when P(class 1) >= threshold).
+    NaN/Inf in the outputs raises NonFiniteLossError naming `split` and the batch.
     """
     c = len(class_names)
     if c < 2:
         raise ValueError(f"evaluate_classifier: need at least 2 class names, got {list(class_names)}")
     model.eval()
-    ys, ps, kept, kept_at = [], [], [], []
+    ys: list[np.ndarray] = []
+    ps: list[np.ndarray] = []
+    kept: list[np.ndarray] = []
+    kept_at: list[int] = []
     quota = np.full(c, -(-keep_images // c))  # images still wanted per class
     seen = 0
     with no_grad():
-        for batch in loader:
+        for b, batch in enumerate(loader):
             x, y = _split_batch(batch)
             yb = np.asarray(to_device(y, "cpu")).reshape(-1).astype(np.int64)
             xb = np.asarray(to_device(x, "cpu"))
@@ -59,7 +64,10 @@ def evaluate_classifier(model: Module, loader: Iterable, class_names: Sequence[s
                     kept_at.append(seen + j)
             seen += len(yb)
             ys.append(yb)
-            ps.append(to_probabilities(model(Tensor(to_device(x, device))), model))
+            prob = to_probabilities(model(Tensor(to_device(x, device))), model)
+            if not np.isfinite(prob).all():
+                raise non_finite_error("the model output", prob[~np.isfinite(prob)].flat[0], split, 0, b + 1, "")
+            ps.append(prob)
     if not ys:
         raise ValueError("evaluate_classifier: the loader yielded no batches")
     y_true, p = np.concatenate(ys), np.concatenate(ps)
