@@ -13,12 +13,12 @@ models compiled with Adam (lr 1e-4) and binary cross-entropy:
 and compares them; the tutorial picks the reduced Inception. Here the three are trained one
 after the other and compared in one table (parameters, validation and test accuracy, AUC, time).
 
-    python examples/ct_inception.py                         # CPU default: 64 px, minutes alone
+    python examples/ct_inception.py                         # CPU default: 100 px, minutes alone
     python examples/ct_inception.py --size 150 --lr 1e-4 --tutorial-epochs   # the tutorial's settings
     python examples/ct_inception.py --models reduced_inception --size 150 --device cuda
 
-CPU default (2-core machine, alone: a few minutes): 64 px slices instead of 150 (the simple CNN's dense
-layer shrinks from 5.3M to 0.8M weights), lr 1e-3 and 60 epochs for every model instead of 1e-4
+CPU default (2-core machine, alone: a few minutes): 100 px slices instead of 150 (the simple CNN's
+dense layer shrinks from 5.3M to 2.3M weights), lr 1e-3 and 60 epochs for every model instead of 1e-4
 and 10/10/3 epochs (from scratch on 425 heavily augmented slices the models are still near chance
 after the tutorial's epochs), the weights of the epoch with the best validation AUC kept. Test
 accuracy is given at the tutorial's cut-off P(COVID) >= 0.5 and at a cut-off chosen on validation.
@@ -74,7 +74,7 @@ OUTPUTS = ("*.png", "best_*.npz", "comparison.md", "progress.json")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_common_args(p, defaults={"size": 64, "epochs": DEFAULT_EPOCHS, "batch_size": 30, "lr": 1e-3,
+    cli.add_common_args(p, defaults={"size": 100, "epochs": DEFAULT_EPOCHS, "batch_size": 30, "lr": 1e-3,
                                      "out": "runs/ct_inception"}, sizes=SIZES, outputs=OUTPUTS, min_limit=4)
     p.add_argument("--models", default=",".join(MODEL_NAMES),
                    help="comma-separated models to train, in order (default: %(default)s)")
