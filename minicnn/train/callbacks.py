@@ -64,12 +64,15 @@ class ModelCheckpoint(_Monitor):
     """Save the model's weights whenever `monitor` improves (atomically; a crash never leaves half a file).
 
     restore_best_weights=True loads the best weights back into the model when training ends.
+    start_epoch: epochs (zero-based) before it are not considered at all (e.g. 4 for a tutorial's
+    `if epoch > 3 and val_acc > best`).
     """
 
     def __init__(self, path: str, monitor: str = "val_loss", mode: str = "auto",
-                 save_best_only: bool = True, restore_best_weights: bool = False, verbose: bool = True):
+                 save_best_only: bool = True, restore_best_weights: bool = False, verbose: bool = True,
+                 start_epoch: int = 0):
         super().__init__(monitor, mode)
-        self.path, self.save_best_only = str(path), save_best_only
+        self.path, self.save_best_only, self.start_epoch = str(path), save_best_only, int(start_epoch)
         self.restore_best_weights, self.verbose = restore_best_weights, verbose
         self.best_epoch: int | None = None
 
@@ -82,6 +85,8 @@ class ModelCheckpoint(_Monitor):
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict) -> None:
         from ..serialization import save
+        if epoch < self.start_epoch:
+            return
         v = self._value(logs)
         improved = self._improved(v)
         if improved or not self.save_best_only:
