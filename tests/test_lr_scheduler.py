@@ -73,7 +73,9 @@ def test_one_cycle_phase_values_with_sgd_momentum():
     assert lr[99] == pytest.approx(min_lr) and mom[99] == pytest.approx(0.95)
     pct = 10 / 29
     assert lr[10] == pytest.approx(1.0 + (0.04 - 1.0) / 2 * (math.cos(math.pi * pct) + 1))
-    with pytest.raises(ValueError, match="total_steps=100"):
+    s.step()  # the step after the last batch, as a per-batch loop takes it (PyTorch allows it too)
+    assert opt.param_groups[0]["lr"] == pytest.approx(min_lr)
+    with pytest.raises(ValueError, match="tried to step 101 times; the schedule has total_steps=100"):
         s.step()
 
 

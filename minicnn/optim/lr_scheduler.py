@@ -210,9 +210,12 @@ class OneCycleLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         t = self.last_epoch
-        if t >= self.total_steps:
-            raise ValueError(f"OneCycleLR: tried to step {t + 1} times; the schedule has total_steps="
+        # As in PyTorch, the step after the last batch (t == total_steps) is allowed: a loop that
+        # steps after every batch ends there. Its lr (min_lr) is never used; one more step is an error.
+        if t > self.total_steps:
+            raise ValueError(f"OneCycleLR: tried to step {t} times; the schedule has total_steps="
                              f"{self.total_steps}")
+        t = min(t, self.total_steps - 1)
         start = 0.0
         for i, (end, lr0, lr1, m0, m1) in enumerate(self.phases):
             if t <= end or i == len(self.phases) - 1:
