@@ -112,7 +112,7 @@ def build_training(model: nn.Module, steps_per_epoch: int, epochs: int, max_lr: 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     out: Path = args.out
-    t_start = time.time()
+    t_start, cpu_start = time.time(), time.process_time()
     minicnn.manual_seed(args.seed)
     D.seed_transforms(args.seed)
 
@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
         "n": {k: len(v) for k, v in splits.items()},
         "train_seconds": round(train_seconds, 1),
         "seconds": round(time.time() - t_start, 1),
+        # CPU time of every thread of this process: on a shared machine, wall time / this share says
+        # how much of the time went to other jobs; alone on 2 cores, wall ~ cpu_seconds / 2 .. / 1
+        "cpu_seconds": round(time.process_time() - cpu_start, 1),
     }
     hyper = {**vars(args), "arch": "resnet50", "pretrained": args.weights is not None, "scheduler": "one-cycle",
              "max_lr": args.lr, "weight_decay": WEIGHT_DECAY, "grad_clip_value": GRAD_CLIP, "optimizer": "Adam",
