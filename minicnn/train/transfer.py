@@ -114,10 +114,10 @@ def with_augmented_copies(dataset: Any, label: int, transform: Callable | None,
     every NORMAL X-ray). Random transforms draw anew each time an item is read, so a copy is a
     fresh augmented view every epoch, never a fixed duplicate.
     """
-    members = np.flatnonzero(get_targets(dataset) == label)
-    if members.size == 0:
+    members = np.flatnonzero(get_targets(dataset) == label).tolist()
+    if not members:
         raise ValueError(f"with_augmented_copies: no item of class {label} among {len(dataset)} items")
-    originals = Subset(dataset, np.arange(len(dataset)), transform=transform)
+    originals = Subset(dataset, range(len(dataset)), transform=transform)
     return ConcatDataset([originals] + [Subset(dataset, members, transform=t) for t in copy_transforms])
 
 
