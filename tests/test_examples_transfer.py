@@ -15,7 +15,7 @@ from conftest import data_dir
 
 import minicnn
 from minicnn import data as D
-from minicnn import nn, optim
+from minicnn import models, nn, optim
 from minicnn.optim.lr_scheduler import OneCycleLR, StepLR
 from minicnn.train import Callback, GradientClipping, fit
 from minicnn.train.transfer import (
@@ -25,6 +25,7 @@ from minicnn.train.transfer import (
     parameter_counts,
     with_augmented_copies,
 )
+from minicnn.weights import write_safetensors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,6 +133,24 @@ def test_densenet_transforms_and_balancing(densenet_example):
     assert tf["eval"].transforms[0].size == 73  # 255/224 of 64, then the 64 px centre crop
     x = tf["copy2"](np.full((224, 224, 1), 200, np.uint8), rng=np.random.default_rng(0))
     assert x.shape == (1, 64, 64) and x.dtype == np.float32
+
+
+# ---- --weights: an ImageNet-shaped file (RGB first layer, 1000-class head) -------------------
+@pytest.mark.parametrize("script, arch, head, first", [
+    ("xray_resnet50", "resnet50", "fc", "conv1.weight"),
+    ("xray_densenet", "densenet161", "classifier", "features.conv0.weight"),
+])
+def test_weights_file_loads_backbone_and_replaces_head(script, arch, head, first, tmp_path):
+    imagenet = getattr(models, arch)(num_classes=1000, in_channels=3)
+    state = imagenet.state_dict()  # (name -> NumPy array), torchvision's names
+    path = tmp_path / f"{arch}.safetensors"
+    write_safetensors(state, path)
+    model = load_example(script).build_model(path)
+    got = dict(model.state_dict())
+    assert np.allclose(got[first], state[first].sum(axis=1, keepdims=True), atol=1e-6)  # RGB summed
+    deep = [k for k in state if k.endswith("running_var")][-1]
+    assert np.array_equal(got[deep], state[deep])
+    assert got[f"{head}.weight"].shape[0] == (1 if arch == "resnet50" else 2)  # the tutorial's new head
 
 
 # ---- the helpers in minicnn.train.transfer ----------------------------------------------------
