@@ -18,7 +18,7 @@ old-style key names included; its RGB first layer is summed to the one grey chan
 little; phase 2 does the learning. The tutorial's settings are --size 224 --head-epochs 10
 --epochs 10 --weights FILE --device cuda. The CPU default (64 px, 1 head epoch + 2 fine-tuning
 epochs, batch 50) takes about 17 minutes on an otherwise idle 2-core machine (74 ms per image
-fine-tuning, 18 ms with the backbone frozen); see docs/tutorial_results_b.md for its results.
+fine-tuning, 18 ms with the backbone frozen); see docs/tutorial_results.md for its results.
 
 Two deliberate differences from the tutorial. It split the balanced set after making the
 copies, so augmented copies of one X-ray sat in both training and validation; here the

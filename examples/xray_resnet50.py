@@ -16,7 +16,7 @@ from random weights unless --weights names an ImageNet ResNet50 (.safetensors or
 The tutorial's settings (224 px, 10 epochs, pretrained, a GPU) take --size 224 --epochs 10
 --weights FILE --device cuda. The CPU default (64 px, 4 epochs, batch 64) takes about 12 minutes
 on an otherwise idle 2-core machine (36 ms per training image); at 224 px, 10 epochs would take
-about 6 hours there. See docs/tutorial_results_b.md for what the default run reaches.
+about 6 hours there. See docs/tutorial_results.md for what the default run reaches.
 
 Data: --data, else chest_xray_224/ (or chest_xray/) under $MINICNN_DATA_DIR, ~/.cache/minicnn
 or ../shared/data: train/{NORMAL,PNEUMONIA} and test/{NORMAL,PNEUMONIA} image files, read as
