@@ -408,6 +408,17 @@ def plot_probability_bars(images: Any, probs: Any, class_names: Sequence[str] | 
     return _save(fig, path)
 
 
+def _roc_axes(ax: Any) -> None:
+    """The unit square, labels, grid and legend every ROC figure shares."""
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false positive rate (1 - specificity)", fontsize=11)
+    ax.set_ylabel("true positive rate (sensitivity)", fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+
+
 def plot_roc_curve(y_true: Any, prob: Any, path: PathLike, auc: float | None = None,
                    threshold: float | None = 0.5, title: str = "ROC curve", dataset: str | None = None,
                    label: str = "model") -> str:
@@ -426,13 +437,7 @@ def plot_roc_curve(y_true: Any, prob: Any, path: PathLike, auc: float | None = N
         fall_out = called[t == 0].mean() if np.any(t == 0) else np.nan
         ax.plot(fall_out, sens, "o", ms=9, color=BAD, label=f"threshold {threshold:g}: "
                 f"sens {sens:.2f}, spec {1 - fall_out:.2f}")
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_aspect("equal")
-    ax.set_xlabel("false positive rate (1 - specificity)", fontsize=11)
-    ax.set_ylabel("true positive rate (sensitivity)", fontsize=11)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
+    _roc_axes(ax)
     _title(fig, title, dataset)
     return _save(fig, path)
 

@@ -110,18 +110,7 @@ class SyncBatchNorm(BatchNorm2d):
         comm = self.comm if self.comm is not None else world()
         if not self.training or comm.size == 1:
             return super().forward(x)
-        if x.ndim not in self.ndims or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r}: expected input {self.layout} with C={self.num_features}, "
-                             f"got shape {tuple(x.shape)}")
-        momentum = 0.0 if self.momentum is None else self.momentum
-        rm = rv = None
-        if self.track_running_stats:
-            assert self.num_batches_tracked is not None and self.running_mean is not None
-            assert self.running_var is not None
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:
-                momentum = 1.0 / float(self.num_batches_tracked.data)
-            rm, rv = self.running_mean.data, self.running_var.data
+        rm, rv, momentum = self._running_state(x)
         fn = SyncBatchNormFn(comm, rm, rv, momentum, self.eps, who=repr(self))
         return fn(x, self.weight, self.bias) if self.affine else fn(x)
 

@@ -6,6 +6,8 @@ Keras gamma, beta, moving_mean, moving_variance map to weight, bias, running_mea
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..autograd import Tensor
@@ -44,7 +46,8 @@ class _BatchNorm(Module):
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _running_state(self, x: Tensor) -> tuple[Any, Any, float]:
+        """Check x's layout; in training, count the batch. Returns (running_mean, running_var, momentum)."""
         if x.ndim not in self.ndims or x.shape[1] != self.num_features:
             raise ValueError(f"{self!r}: expected input {self.layout} with C={self.num_features}, "
                              f"got shape {tuple(x.shape)}")
@@ -58,6 +61,10 @@ class _BatchNorm(Module):
                 if self.momentum is None:  # cumulative moving average, as in PyTorch
                     momentum = 1.0 / float(self.num_batches_tracked.data)
             rm, rv = self.running_mean.data, self.running_var.data
+        return rm, rv, momentum
+
+    def forward(self, x: Tensor) -> Tensor:
+        rm, rv, momentum = self._running_state(x)
         # without running stats, eval mode normalises with the batch statistics too
         use_batch_stats = self.training or not self.track_running_stats
         fn = BatchNormFn(rm, rv, use_batch_stats, momentum, self.eps, who=repr(self))

@@ -203,13 +203,7 @@ def plot_roc_comparison(curves: Mapping[str, tuple[Any, Any]], path: PathLike, t
             continue  # no ROC without both classes
         fpr, tpr, _ = roc_curve(y, p, drop_intermediate=False)
         ax.plot(fpr, tpr, lw=2, label=f"{label} (AUC = {roc_auc(y, p):.3f})")
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_aspect("equal")
-    ax.set_xlabel("false positive rate (1 - specificity)", fontsize=11)
-    ax.set_ylabel("true positive rate (sensitivity)", fontsize=11)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
+    plots._roc_axes(ax)
     plots._title(fig, title, dataset)
     return plots._save(fig, path)
 
