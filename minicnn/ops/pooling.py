@@ -147,11 +147,10 @@ def _bin_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
     return m
 
 
-class AdaptiveAvgPool2dFn(Function):
-    """Average over PyTorch's adaptive bins. A bin is a rectangle (row bin x column bin), so the
-    mean is separable: y = Ph @ x @ Pw.T with per-axis averaging matrices, two matmuls."""
+class _AdaptivePool2dFn(Function):
+    """What adaptive pools share: the output size (None keeps that axis) and the input checks."""
 
-    def __init__(self, output_size: Any, who: str = "adaptive_avg_pool2d"):
+    def __init__(self, output_size: Any, who: str):
         self.who = who
         if isinstance(output_size, int) or output_size is None:
             output_size = (output_size, output_size)
@@ -160,12 +159,25 @@ class AdaptiveAvgPool2dFn(Function):
                              f"got {output_size!r}")
         self.output_size = tuple(output_size)
 
-    def forward(self, x: Array) -> Array:
+    def _output_hw(self, x: Array) -> tuple[int, int]:
+        """Check x is a float (N, C, H, W) array; the (oh, ow) it pools to."""
         check_4d(x.shape, self.who)
         check_float(self.who, input=x)
+        oh, ow = (s if s is not None else d for s, d in zip(self.output_size, x.shape[2:]))
+        return oh, ow
+
+
+class AdaptiveAvgPool2dFn(_AdaptivePool2dFn):
+    """Average over PyTorch's adaptive bins. A bin is a rectangle (row bin x column bin), so the
+    mean is separable: y = Ph @ x @ Pw.T with per-axis averaging matrices, two matmuls."""
+
+    def __init__(self, output_size: Any, who: str = "adaptive_avg_pool2d"):
+        super().__init__(output_size, who)
+
+    def forward(self, x: Array) -> Array:
+        oh, ow = self._output_hw(x)
         xp = get_array_module(x)
         n, c, h, w = x.shape
-        oh, ow = (s if s is not None else d for s, d in zip(self.output_size, (h, w)))
         self.ph = xp.asarray(_bin_matrix(h, oh, x.dtype))  # (oh, H)
         self.pw = xp.asarray(_bin_matrix(w, ow, x.dtype))  # (ow, W)
         self.x_shape = x.shape
@@ -182,7 +194,7 @@ class AdaptiveAvgPool2dFn(Function):
         return (t @ self.pw).reshape(n, c, h, w)
 
 
-class AdaptiveMaxPool2dFn(AdaptiveAvgPool2dFn):
+class AdaptiveMaxPool2dFn(_AdaptivePool2dFn):
     """Maximum over PyTorch's adaptive bins [floor(i*H/oh), ceil((i+1)*H/oh)). One vectorised
     max per output cell (over every sample and channel at once); the gradient goes to the
     first maximum of each bin in row-major order (PyTorch routes it to one maximum too)."""
@@ -191,11 +203,9 @@ class AdaptiveMaxPool2dFn(AdaptiveAvgPool2dFn):
         super().__init__(output_size, who)
 
     def forward(self, x: Array) -> Array:
-        check_4d(x.shape, self.who)
-        check_float(self.who, input=x)
+        oh, ow = self._output_hw(x)
         xp = get_array_module(x)
         n, c, h, w = x.shape
-        oh, ow = (s if s is not None else d for s, d in zip(self.output_size, (h, w)))
         self.x_shape, self.rows, self.cols = x.shape, adaptive_bins(h, oh), adaptive_bins(w, ow)
         y = xp.empty((n, c, oh, ow), dtype=x.dtype)
         self.arg = xp.empty((n, c, oh, ow), dtype=np.int64)  # flat index of the winner inside its bin
