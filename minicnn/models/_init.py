@@ -1,4 +1,4 @@
-"""torchvision's weight initialisation, shared by the model zoo."""
+"""Model building shared by the zoo: torchvision's initialisation, and the Keras tutorials' finish."""
 from __future__ import annotations
 
 from .. import nn
@@ -20,3 +20,15 @@ def torchvision_init_(model: nn.Module, conv_mode: str = "fan_out", linear_std: 
                 nn.init.normal_(m.weight, 0.0, linear_std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def keras_sequential(layers: list[nn.Module], sigmoid: bool, keras_init: bool, in_channels: int,
+                     size: int) -> nn.Sequential:
+    """The Keras tutorials' models: layers (+ a sigmoid), input shape recorded, Keras initialisation."""
+    if sigmoid:
+        layers.append(nn.Sigmoid())
+    model = nn.Sequential(*layers)
+    model.input_shape = (in_channels, size, size)
+    if keras_init:
+        nn.init.keras_init_(model)
+    return model

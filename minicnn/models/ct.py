@@ -7,6 +7,7 @@ logit, for BCEWithLogitsLoss). The tutorial feeds 150x150 grayscale slices.
 from __future__ import annotations
 
 from .. import nn
+from ._init import keras_sequential
 
 
 def _after_conv_pool(size: int, convs: int) -> int:
@@ -14,16 +15,6 @@ def _after_conv_pool(size: int, convs: int) -> int:
     for _ in range(convs):
         size = (size - 2) // 2
     return size
-
-
-def _finish(layers: list[nn.Module], sigmoid: bool, keras_init: bool, in_channels: int, size: int) -> nn.Sequential:
-    if sigmoid:
-        layers.append(nn.Sigmoid())
-    model = nn.Sequential(*layers)
-    model.input_shape = (in_channels, size, size)
-    if keras_init:
-        nn.init.keras_init_(model)
-    return model
 
 
 def simple_cnn(input_size: int = 150, in_channels: int = 1, sigmoid: bool = True,
@@ -37,7 +28,7 @@ def simple_cnn(input_size: int = 150, in_channels: int = 1, sigmoid: bool = True
         nn.Conv2d(in_channels, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.5),
         nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Dropout(0.5), nn.Linear(64 * side * side, 64), nn.ReLU(), nn.Linear(64, 1)]
-    return _finish(layers, sigmoid, keras_init, in_channels, input_size)
+    return keras_sequential(layers, sigmoid, keras_init, in_channels, input_size)
 
 
 def tiny_cnn(input_size: int = 150, in_channels: int = 1, sigmoid: bool = True,
@@ -50,7 +41,7 @@ def tiny_cnn(input_size: int = 150, in_channels: int = 1, sigmoid: bool = True,
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, 6, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.8),
         nn.Flatten(), nn.Linear(6 * side * side, 2), nn.ReLU(), nn.Linear(2, 1)]
-    return _finish(layers, sigmoid, keras_init, in_channels, input_size)
+    return keras_sequential(layers, sigmoid, keras_init, in_channels, input_size)
 
 
 def reduced_inception(input_size: int = 150, in_channels: int = 1, filters: int = 1, sigmoid: bool = True,
@@ -65,4 +56,4 @@ def reduced_inception(input_size: int = 150, in_channels: int = 1, filters: int 
     # concatenating channels then flattening (c, h, w) equals Keras' concatenation of the
     # four flattened single-filter branches
     layers: list[nn.Module] = [block, nn.Flatten(), nn.Linear(4 * f * input_size * input_size, 1)]
-    return _finish(layers, sigmoid, keras_init, in_channels, input_size)
+    return keras_sequential(layers, sigmoid, keras_init, in_channels, input_size)

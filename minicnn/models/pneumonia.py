@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import nn
+from ._init import keras_sequential
 
 # Keras defaults the tutorial relied on, mapped onto minicnn:
 #   BatchNormalization(momentum=0.99, epsilon=1e-3) -> BatchNorm(momentum=1 - 0.99, eps=1e-3)
@@ -65,10 +66,4 @@ def pneumonia_cnn(input_size: int = 180, in_channels: int = 1, sigmoid: bool = T
         cin = f
     layers += [nn.Flatten(), _dense_block(256 * side * side, 512, 0.7, bn_momentum),
                _dense_block(512, 128, 0.5, bn_momentum), _dense_block(128, 64, 0.3, bn_momentum), nn.Linear(64, 1)]
-    if sigmoid:
-        layers.append(nn.Sigmoid())
-    model = nn.Sequential(*layers)
-    model.input_shape = (in_channels, input_size, input_size)
-    if keras_init:
-        nn.init.keras_init_(model)
-    return model
+    return keras_sequential(layers, sigmoid, keras_init, in_channels, input_size)
